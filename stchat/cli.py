@@ -1,0 +1,56 @@
+"""The ``stchat`` console script.
+
+Each sub-command lives in its own module under ``stchat.commands`` and exposes
+``register(subparsers)``; the module's handler returns an exit code. Every
+``StchatError`` becomes one line on stderr and exit code 2 -- users never see a traceback
+for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from stchat.errors import StchatError
+
+# Order is the order in ``stchat --help``.
+COMMAND_MODULES = (
+    "probe",
+    "render",
+    "ground",
+    "verify_golden",
+    "eval",
+    "train",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stchat", description="Find when and where something happens in a video.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"stchat.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"stchat.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except StchatError as exc:
+        print(f"stchat: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stchat: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
