@@ -1,0 +1,59 @@
+"""``stchat render VIDEO --answer TEXT | --answer-file F --out DIR``: draw a model answer on a video.
+
+Writes ``DIR/clip.mp4`` (the answered segment with audio), ``DIR/annotated.mp4`` (the whole video),
+``DIR/timing.csv`` and ``DIR/timing.json``. The answer is model text, raw (``<TEMP-012>`` tokens) or
+normalised; ``--split A B`` is the inclusive frame range the model was shown (the demo's ``--split``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stchat.answer import TASKS
+from stchat.errors import AnswerError
+from stchat.pipeline import render_answer
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("render", help="draw a model answer on a video: clip, annotated video, timings")
+    p.add_argument("video", help="video file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--answer", help="the model's answer text")
+    src.add_argument("--answer-file", type=Path, help="file holding the model's answer text")
+    p.add_argument("--task", default="stvg", choices=TASKS, help="task the answer is for (default: stvg)")
+    p.add_argument("--split", nargs=2, type=int, metavar=("A", "B"), help="inclusive frame range sampled")
+    p.add_argument("--query", help="the question, drawn as a label")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--no-annotated", action="store_true", help="write only the clip (faster)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.answer_file is not None:
+        try:
+            text = args.answer_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AnswerError(f"cannot read answer file {args.answer_file}: {exc}") from None
+    else:
+        text = args.answer
+    out = render_answer(
+        args.video,
+        text,
+        task=args.task,
+        split=args.split,
+        out_dir=args.out,
+        query=args.query,
+        write_annotated=not args.no_annotated,
+    )
+    seg = out.rows[0]
+    print(
+        f"segment {seg.timestamp} -> {seg.end_timestamp} ({seg.duration}),"
+        f" frames {seg.frame}..{seg.last_frame}"
+    )
+    for path in (out.clip, out.annotated, out.timing_csv, out.timing_json):
+        if path is not None:
+            print(path)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,455 @@
+"""``stchat eval run``: run the model over a benchmark, crash-safe and resumable.
+
+Output: the official result layout ``<save_dir>/<model>/<sub_dir>/<task>/<dataset>/<name>.json``, JSON lines,
+one record per sample = the official record (dataset item minus tensors, ``variables``, ``outputs``,
+``converted_outputs``) plus ``id`` (the sample's position in the benchmark) and ``timing``. The official
+scorer ignores the two extra keys and ours reads official files, so both tools read each other's output.
+
+Crash safety:
+* every record is one ``write`` of a complete line followed by ``flush`` + ``fsync``;
+* on start the file's torn tail (a line without its newline, left by a kill mid-write) is truncated
+  away and every id already present is skipped, so a killed and restarted run never duplicates or drops
+  a sample;
+* samples are processed in dataset order and every random choice (the official unseeded prompt phrase,
+  Q17/Q18, and sampling) is seeded from ``(seed, id)``, so a resumed or sharded run writes exactly the
+  records an uninterrupted one writes (greedy decoding; ``timing`` aside).
+
+Scale-out: see :mod:`stchat.eval.distributed` (torchrun / accelerate launch, deterministic shards, merge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stchat.errors import StchatError
+from stchat.eval import distributed as dist_mod
+
+
+class RunError(StchatError):
+    """A benchmark run cannot start or continue (bad paths, unreadable result file, ...)."""
+
+
+# ------------------------------------------------------------------------------------------ result file
+def result_path(save_dir: str | Path, model: str, sub_dir: str, task: str, dataset: str, name: str) -> Path:
+    """Official result location: ``<save_dir>/<basename(model)>/<sub_dir>/<task>/<dataset>/<name>.json``."""
+    model_name = str(model).rstrip("/").split("/")[-1]
+    return Path(save_dir) / model_name / sub_dir / task / dataset / f"{name}.json"
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline, or not valid JSON) off ``path``; returns bytes removed."""
+    if not path.is_file():
+        return 0
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        # Find the start of the last line without reading the whole file.
+        block = min(size, 1 << 20)
+        while True:
+            f.seek(size - block)
+            chunk = f.read(block)
+            body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+            nl = body.rfind(b"\n")
+            if nl >= 0 or block == size:
+                break
+            block = min(size, block * 4)
+        start = size - block + nl + 1 if nl >= 0 else 0
+        f.seek(start)
+        last = f.read()
+        keep = size
+        if not last.endswith(b"\n"):
+            keep = start
+        else:
+            try:
+                json.loads(last)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                keep = start  # a complete-looking but garbled line is also a torn write
+        if keep != size:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        return size - keep
+
+
+class ResultWriter:
+    """Append-only JSON-lines writer that survives SIGKILL at any point (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired = repair_tail(path)
+        self._f = open(path, "ab")
+
+    def append(self, record: dict) -> None:
+        self._f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def done_ids(final: Path) -> set[str]:
+    """Ids already written to the final file or to any part file (from any world size)."""
+    ids: set[str] = set()
+    for p in [final, *dist_mod.existing_parts(final)]:
+        ids.update(str(r.get("id")) for r in dist_mod.read_jsonl(p))
+    return ids
+
+
+# ------------------------------------------------------------------------------------------------ loop
+@dataclass
+class Sample:
+    """One benchmark sample ready for inference."""
+
+    sample_id: str
+    record: dict  # the official record fields (JSON-serialisable), completed by the runner
+    query: str  # benchmark prompt text incl. the media tag
+    modality: str  # "video" | "image"
+    media_path: str
+    split: list[int] | None = None
+
+
+@dataclass
+class RunStats:
+    total: int = 0
+    skipped: int = 0
+    written: int = 0
+    seconds: float = 0.0
+    path: Path | None = None
+    repaired_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_samples(
+    samples: Sequence[Sample],
+    infer: Callable[[Sample], dict],
+    final: Path,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = True,
+    desc: str = "eval",
+) -> RunStats:
+    """Evaluate this rank's shard of ``samples`` with ``infer`` and append the records.
+
+    One process (``world == 1``) appends straight to ``final``; with more, each rank appends to its part
+    file and the caller merges (:func:`stchat.eval.distributed.merge_parts`).
+    """
+    from tqdm import tqdm
+
+    positions = dist_mod.shard_positions(len(samples), rank, world)
+    out = final if world == 1 else dist_mod.part_path(final, rank, world)
+    done = done_ids(final)
+    todo = [samples[i] for i in positions if samples[i].sample_id not in done]
+    stats = RunStats(total=len(positions), skipped=len(positions) - len(todo), path=out)
+    t0 = time.perf_counter()
+    with ResultWriter(out) as writer:
+        stats.repaired_bytes = writer.repaired
+        bar = tqdm(
+            total=len(positions),
+            initial=stats.skipped,
+            desc=desc if world == 1 else f"{desc} [rank {rank}/{world}]",
+            position=rank,
+            disable=not progress,
+            unit="sample",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+        with bar:
+            for sample in todo:
+                writer.append(infer(sample))
+                stats.written += 1
+                bar.update(1)
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+# --------------------------------------------------------------------------------------- model glue
+@dataclass
+class Decoding:
+    """Decoding settings; ``official`` = the official near-greedy sampling (Q22)."""
+
+    do_sample: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_new_tokens: int = 1024
+    seed: int = 0
+
+    @classmethod
+    def official(cls, max_new_tokens: int = 1024, seed: int = 0) -> Decoding:
+        # reference §5.3: do_sample=True, temperature=0.01, top_p=None, top_k stays at HF's 50
+        return cls(do_sample=True, temperature=0.01, top_k=50, max_new_tokens=max_new_tokens, seed=seed)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def sample_seed(base: int, sample_id: str) -> int:
+    """Per-sample seed independent of order, shard and resume (ids are positions or strings)."""
+    import zlib
+
+    return (int(base) * 1_000_003 + zlib.crc32(str(sample_id).encode())) % (2**31 - 1)
+
+
+class Engine:
+    """Loads the model once and answers one :class:`Sample` at a time (the official inference path)."""
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
+                 decoding: Decoding | None = None) -> None:
+        from stchat.model.loading import load_model
+
+        t0 = time.perf_counter()
+        self.model, self.tokenizer = load_model(model, device=device, dtype=dtype)
+        self.load_s = time.perf_counter() - t0
+        self.decoding = decoding or Decoding()
+
+    def __call__(self, sample: Sample) -> dict:
+        from stchat.processing.decode import decode_output
+        from stchat.processing.image import preprocess
+        from stchat.processing.prompt import build_prompt
+
+        d = self.decoding
+        t0 = time.perf_counter()
+        prompt = build_prompt(self.tokenizer, sample.query, sample.modality, front_end="benchmark")
+        frames = _load_media(sample)
+        pixels = preprocess(frames)
+        t1 = time.perf_counter()
+        import torch
+
+        ids = self.model.generate_ids(
+            torch.tensor([prompt.input_ids], dtype=torch.long),
+            pixel_values=pixels,
+            modality=sample.modality,
+            variables=prompt.variables,
+            max_new_tokens=d.max_new_tokens,
+            do_sample=d.do_sample,
+            temperature=d.temperature,
+            top_p=d.top_p,
+            top_k=d.top_k,
+            seed=sample_seed(d.seed, sample.sample_id) if d.do_sample else None,
+        )
+        t2 = time.perf_counter()
+        outputs, converted = decode_output(self.tokenizer, ids)
+        rec = dict(sample.record)
+        rec["variables"] = prompt.variables
+        rec["outputs"] = outputs
+        rec["converted_outputs"] = converted
+        rec["id"] = sample.sample_id
+        rec["timing"] = {
+            "media_s": round(t1 - t0, 4),
+            "generate_s": round(t2 - t1, 4),
+            "new_tokens": len(ids),
+            "decoding": d.as_dict(),
+        }
+        return rec
+
+
+def _load_media(sample: Sample) -> Any:
+    if sample.modality == "image":
+        from PIL import Image
+
+        try:
+            return Image.open(sample.media_path).convert("RGB")
+        except OSError as exc:
+            raise RunError(f"cannot read image {sample.media_path}: {exc}") from exc
+    from stchat.video.io import probe, read_frames
+    from stchat.video.sampling import official_frame_indices
+
+    info = probe(sample.media_path)
+    indices = official_frame_indices(info.frame_count, sample.split)
+    return read_frames(sample.media_path, indices)
+
+
+# ------------------------------------------------------------------------------------------ benchmarks
+def load_samples(entry: Any, *, seed: int = 0, limit: int | None = None) -> list[Sample]:
+    """The samples of one benchmark entry, built by the official-format dataset readers.
+
+    Prompts are the official dataset classes' prompts (``stchat.eval.datasets``) with their random
+    phrase choice seeded per sample (Q17/Q18), so every rank and every resume sees the same prompt.
+    """
+    from stchat.eval import datasets
+
+    items = datasets.load_benchmark(entry.task_kind, entry.ann_path, entry.data_folder, seed=seed, first=limit)
+    out = []
+    for item in items:
+        rec = dict(item.record)
+        modality = "image" if item.task == "rec" else "video"
+        out.append(Sample(sample_id=str(item.index), record=rec, query=str(rec["prompt"]), modality=modality,
+                          media_path=str(item.media_path), split=item.split))
+    return out
+
+
+def run_entry(
+    entry: Any,
+    infer: Callable[[Sample], dict],
+    final: Path,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: bool = True,
+) -> RunStats:
+    """Run one benchmark entry on this process's shard; with several ranks, merge when all are done."""
+    samples = load_samples(entry, seed=seed, limit=limit)
+    return run_distributed(samples, infer, final, progress=progress, desc=entry.name)
+
+
+def run_distributed(
+    samples: Sequence[Sample],
+    infer: Callable[[Sample], dict],
+    final: Path,
+    *,
+    progress: bool = True,
+    desc: str = "eval",
+) -> RunStats:
+    """This process's shard (launcher env), then -- with several ranks -- barrier and merge on rank 0."""
+    info = dist_mod.dist_info()
+    stats = run_samples(samples, infer, final, rank=info.rank, world=info.world, progress=progress, desc=desc)
+    if info.world > 1:
+        dist_mod.barrier()
+        if info.is_main:
+            dist_mod.merge_parts(final, [s.sample_id for s in samples])
+        dist_mod.barrier()
+    return stats
+
+
+def add_run_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """Arguments shared by ``eval run`` and ``eval sweep``."""
+    p.add_argument("--benchmark", required=True,
+                   help="benchmark manifest (benchmark.json, as written by the synthetic benchmark maker)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these entries")
+    p.add_argument("--model", default=None,
+                   help="checkpoint dir or hub id (default: $STCHAT_MODEL or the public id)")
+    p.add_argument("--save-dir", default="./eval_outputs", help="root of the official result layout")
+    p.add_argument("--sub-dir", default="default", help="official sub_dir level of the result layout")
+    p.add_argument("--limit", type=int, default=None, help="first N samples of every entry")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the prompt phrase choice and sampling per sample")
+    p.add_argument("--decoding", choices=("greedy", "official"), default="greedy",
+                   help="greedy (reproducible) or the official near-greedy sampling (Q22)")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _decoding_from_args(args: argparse.Namespace, override: dict | None) -> Decoding:
+    d = (Decoding.official(args.max_new_tokens, args.seed) if args.decoding == "official"
+         else Decoding(max_new_tokens=args.max_new_tokens, seed=args.seed))
+    for k, v in (override or {}).items():
+        setattr(d, k, v)
+        if k in ("temperature", "top_p", "top_k"):
+            d.do_sample = True  # a sampling parameter only means something when sampling
+    if d.max_new_tokens < 1:
+        raise RunError("--max-new-tokens must be at least 1")
+    return d
+
+
+def run_from_args(
+    args: argparse.Namespace,
+    override: dict | None = None,
+    sub_dir_suffix: str | None = None,
+    score: bool = False,
+) -> list:
+    """Run every selected entry (resumably); with ``score``, return the merged results' sample scores."""
+    from stchat.eval.synthetic_bench import load_manifest
+    from stchat.model.loading import default_model_source
+
+    entries = load_manifest(args.benchmark)
+    if args.only:
+        unknown = sorted(set(args.only) - {e.name for e in entries})
+        if unknown:
+            raise RunError(f"not in the benchmark: {', '.join(unknown)}")
+        entries = [e for e in entries if e.name in args.only]
+    if args.limit is not None and args.limit < 1:
+        raise RunError("--limit must be at least 1")
+    model = args.model or default_model_source()
+    sub_dir = args.sub_dir if not sub_dir_suffix else f"{args.sub_dir}/{sub_dir_suffix}"
+    info = dist_mod.dist_info()
+    joined = dist_mod.init_process_group(info)
+    try:
+        engine = Engine(model, device=_device_for(info, args.device), dtype=args.dtype,
+                        decoding=_decoding_from_args(args, override))
+        finals = []
+        for e in entries:
+            final = result_path(args.save_dir, model, sub_dir, e.task, e.dataset, e.name)
+            stats = run_entry(e, engine, final, seed=args.seed, limit=args.limit,
+                              progress=not args.no_progress)
+            finals.append(final)
+            if info.is_main:
+                print(f"{e.name}: {stats.written} new, {stats.skipped} already done -> {final}",
+                      file=sys.stderr)
+    finally:
+        if joined:
+            dist_mod.destroy_process_group()
+    if not info.is_main or not score:
+        return []
+    from stchat.eval.report import scored_samples
+
+    _, per = scored_samples(finals[0].parents[2], captions=False)
+    return [s for name in (e.name for e in entries) for s in per.get(name, [])]
+
+
+def _device_for(info: dist_mod.DistInfo, device: str | None) -> str | None:
+    if device is not None:
+        return device
+    import torch
+
+    return f"cuda:{info.local_rank}" if torch.cuda.is_available() else None
+
+
+def register(eval_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``stchat eval run`` (wired into ``stchat/commands/eval.py``)."""
+    p = eval_subparsers.add_parser(
+        "run",
+        help="run the model over a benchmark (resumable; torchrun/accelerate for several processes)",
+        description="Write one JSON line per sample in the official result layout. Safe to kill and re-run: "
+        "finished samples are skipped. Launch with torchrun/accelerate launch to shard across processes.",
+    )
+    add_run_arguments(p)
+    p.set_defaults(handler=_handle_run)
+
+
+def _handle_run(args: argparse.Namespace) -> int:
+    run_from_args(args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stchat.eval.runner {run,report,sweep} ...``: the same sub-commands as ``stchat eval``.
+
+    Useful as a launcher target (``torchrun -m stchat.eval.runner run ...``) independent of the CLI wiring.
+    """
+    from stchat.eval import report, sweep
+
+    parser = argparse.ArgumentParser(prog="python -m stchat.eval.runner")
+    sub = parser.add_subparsers(dest="eval_command", required=True)
+    register(sub)
+    report.register(sub)
+    sweep.register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except StchatError as exc:
+        print(f"stchat: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

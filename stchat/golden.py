@@ -1,0 +1,284 @@
+"""Replay a golden fixture (tests/fixtures/golden layout, README there) through the public loading path.
+
+For every inference case we rebuild the prompt (through ``stchat.processing`` when available), encode the
+stored media, and compare every vision intermediate, the decoder inputs, the prefill logits, the logits of
+every generation step, the greedy ids and the decoded texts with what the official code produced.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from stchat.errors import StchatError
+
+# Suggested acceptance (golden README §8): intermediates |a-b| <= 1e-5 + 1e-5|b|, logits atol 1e-4.
+FEATURE_ATOL = 1e-5
+FEATURE_RTOL = 1e-5
+LOGIT_ATOL = 1e-4
+
+
+@dataclass
+class TensorCheck:
+    name: str
+    max_abs: float
+    ok: bool
+
+    def line(self) -> str:
+        return f"    {self.name:<34} max|Δ| {self.max_abs:.3e}  {'ok' if self.ok else 'MISMATCH'}"
+
+
+@dataclass
+class CaseResult:
+    name: str
+    checks: list[TensorCheck] = field(default_factory=list)
+    facts: dict[str, bool | None] = field(default_factory=dict)  # exact-equality checks; None = not run
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and all(v is not False for v in self.facts.values())
+
+
+@dataclass
+class FixtureReport:
+    cases: list[CaseResult]
+    train_rows: list[dict[str, Any]] | None = None
+    train_note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        train_ok = all(_row_passed(r) for r in self.train_rows or [])
+        return all(c.ok for c in self.cases) and train_ok
+
+
+def _row_passed(row: Any) -> bool:
+    if isinstance(row, dict):
+        return bool(row.get("passed", row.get("ok", False)))
+    return bool(getattr(row, "passed", getattr(row, "ok", False)))
+
+
+def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float = 0.0) -> TensorCheck:
+    ours = ours.detach().float().cpu().reshape(ref.shape) if ours.numel() == ref.numel() else ours
+    if ours.shape != ref.shape:
+        return TensorCheck(f"{name} (shape {tuple(ours.shape)} vs {tuple(ref.shape)})", float("inf"), False)
+    diff = (ours - ref.float()).abs()
+    ok = bool((diff <= atol + rtol * ref.float().abs()).all())
+    return TensorCheck(name, float(diff.max()) if diff.numel() else 0.0, ok)
+
+
+# ---------------------------------------------------------------------------------------------- media
+def fixture_pixels(frames: np.ndarray) -> torch.Tensor:
+    """Pixel values for stored uint8 frames, through ``stchat.processing.image.preprocess`` when present.
+
+    Fallback (until that module exists): the recipe of golden README §5 -- PIL bicubic resize to the
+    square input size, x*(1/255) in float64 cast to float32, then (x-0.5)/0.5 in float32.
+    """
+    try:
+        from stchat.processing.image import preprocess
+    except ImportError:
+        from PIL import Image
+
+        out = []
+        for frame in frames:
+            img = np.asarray(Image.fromarray(frame).resize((384, 384), Image.BICUBIC))
+            x = (img.astype(np.float64) * (1 / 255)).astype(np.float32)
+            out.append(((x - np.float32(0.5)) / np.float32(0.5)).transpose(2, 0, 1))
+        return torch.from_numpy(np.stack(out))
+    return preprocess(frames)
+
+
+def _pixel_hashes_match(pixels: torch.Tensor, hashes: list[str]) -> bool:
+    import hashlib
+
+    if pixels.shape[0] != len(hashes):
+        return False
+    return all(
+        hashlib.sha256(np.ascontiguousarray(p.numpy()).tobytes()).hexdigest() == h
+        for p, h in zip(pixels, hashes, strict=True)
+    )
+
+
+class FixtureMedia:
+    """Pixel values and stored vision tensors of a fixture, computed once and shared by its cases."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._pixels: dict[str, torch.Tensor] = {}
+        self._features: dict[tuple[int, str], torch.Tensor] = {}
+
+    def pixels(self, modality: str) -> torch.Tensor:
+        if modality not in self._pixels:
+            name = "video_frames.npy" if modality == "video" else "image.npy"
+            frames = np.load(self.root / "media" / name)
+            self._pixels[modality] = fixture_pixels(frames if modality == "video" else frames[None])
+        return self._pixels[modality]
+
+    def features(self, model: Any, modality: str) -> torch.Tensor:
+        """``model.encode`` of the fixture media, once per model and modality (the cases share media)."""
+        key = (id(model), modality)
+        if key not in self._features:
+            with torch.no_grad():
+                self._features[key] = model.encode(self.pixels(modality), modality)
+        return self._features[key]
+
+    def vision(self, modality: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return load_file(self.root / "vision" / f"{modality}.safetensors"), json.loads(
+            (self.root / "vision" / f"{modality}.json").read_text()
+        )
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def check_vision(model: Any, media: FixtureMedia, modality: str) -> CaseResult:
+    """Every stored vision-path tensor of one modality vs ``model.vision_intermediates``."""
+    ref, meta = media.vision(modality)
+    pixels = media.pixels(modality)
+    result = CaseResult(f"vision/{modality}")
+    with torch.no_grad():
+        ours = model.vision_intermediates(pixels, modality)
+    rows = meta.get("stored_frame_rows")
+    for key, value in sorted(ref.items()):
+        if key == "sampled_frames_uint8":
+            continue  # raw media, not a model output
+        base = key[: -len("_frames")] if key.endswith("_frames") else key
+        if base not in ours:
+            result.checks.append(TensorCheck(f"{key} (not produced)", float("inf"), False))
+            continue
+        tensor = ours[base][rows] if key.endswith("_frames") and rows is not None else ours[base]
+        atol = 0.0 if base == "pixel_values" else FEATURE_ATOL
+        result.checks.append(
+            compare(key, tensor, value, atol, 0.0 if base == "pixel_values" else FEATURE_RTOL)
+        )
+    hashes = meta.get("per_frame", {}).get("pixel_values", {}).get("sha256_fp32")
+    if hashes:
+        result.facts["all frame pixel hashes equal"] = _pixel_hashes_match(pixels, hashes)
+    return result
+
+
+def _built_prompt(tokenizer: Any, case: dict[str, Any]) -> tuple[list[int], dict[str, list[float]]] | None:
+    try:
+        prompt_mod = importlib.import_module("stchat.processing.prompt")
+    except ImportError:
+        return None
+    # build_prompt puts the media tag in front itself (and neutralises a literal one), so it takes the
+    # bare query; the fixture's ``query_with_media_tag`` is what the official ``Chat.chat`` built from it.
+    prompt = prompt_mod.build_prompt(tokenizer, case["query"], case["modality"], front_end="demo")
+    return list(prompt.input_ids), dict(prompt.variables)
+
+
+def replay_case(model: Any, tokenizer: Any, media: FixtureMedia, case_json: Path) -> CaseResult:
+    from stchat.processing.decode import decode_output
+
+    case = json.loads(case_json.read_text())
+    ref = load_file(case_json.with_suffix(".safetensors"))
+    result = CaseResult(case["name"])
+    modality = case["modality"]
+    stored_ids = ref["input_ids"].tolist()
+    variables = case["variables"]
+    built = _built_prompt(tokenizer, case)
+    if built is not None:
+        result.facts["prompt ids (stchat.processing) == stored"] = built[0] == stored_ids
+        result.facts["prompt variables == stored"] = built[1] == variables
+        ids_list, variables = built
+    else:
+        result.facts["prompt ids (stchat.processing) == stored"] = None
+        ids_list = stored_ids
+    input_ids = torch.tensor([ids_list])
+    n_steps = len(case["output_ids"])
+    with torch.no_grad():
+        feats = media.features(model, modality)
+        embeds = model.prepare_inputs_embeds(input_ids, feats, variables)
+        result.checks.append(compare("inputs_embeds", embeds[0], ref["inputs_embeds"], LOGIT_ATOL))
+        positions = ref["prefill_logits_selected_positions"]
+        keep = torch.cat([positions, torch.tensor([embeds.shape[1] - 1])])
+        logits = model(inputs_embeds=embeds, logits_to_keep=keep).logits[0]
+        result.checks.append(
+            compare("prefill_logits_selected", logits[:-1], ref["prefill_logits_selected"], LOGIT_ATOL)
+        )
+        result.checks.append(
+            compare("prefill_logits_last", logits[-1], ref["prefill_logits_last"], LOGIT_ATOL)
+        )
+        steps: list[torch.Tensor] = []
+        new_ids = model.generate_ids(
+            input_ids,
+            None,
+            modality,
+            variables,
+            max_new_tokens=n_steps,
+            step_logits=steps,
+            visual_features=feats,
+        )
+    result.checks.append(compare("step_logits", torch.stack(steps), ref["step_logits"], LOGIT_ATOL))
+    result.facts["greedy ids identical"] = new_ids == case["output_ids"]
+    raw, normalized = decode_output(tokenizer, new_ids)
+    result.facts["decoded text identical"] = raw == case["output_text_without_im_end"]
+    result.facts["normalized text identical"] = normalized == case["output_text_replace_and_normalize"]
+    return result
+
+
+def _train_rows(root: Path, model: Any, tokenizer: Any) -> tuple[list[dict[str, Any]] | None, str]:
+    if not (root / "train").is_dir():
+        return None, ""
+    try:
+        train_golden = importlib.import_module("stchat.train.golden")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("stchat.train"):
+            return None, "training goldens skipped: stchat.train.golden is not available"
+        raise
+    return list(train_golden.verify_train_cases(root, model, tokenizer)), ""
+
+
+def verify_fixture(
+    fixture_dir: str | Path,
+    model_dir: str | Path | None = None,
+    cases: Iterable[str] | None = None,
+    include_train: bool = True,
+) -> FixtureReport:
+    """Load ``model_dir`` (default ``<fixture>/model``) in fp32 on the CPU and replay the fixture."""
+    from stchat.model.loading import load_model
+
+    root = Path(fixture_dir)
+    if not (root / "cases").is_dir():
+        raise StchatError(f"{root} is not a golden fixture directory (no cases/ folder)")
+    model, tokenizer = load_model(model_dir or root / "model", device="cpu", dtype=torch.float32)
+    media = FixtureMedia(root)
+    wanted = set(cases) if cases is not None else None
+    results: list[CaseResult] = []
+    modalities = sorted({json.loads(p.read_text())["modality"] for p in (root / "cases").glob("*.json")})
+    for modality in modalities:
+        if (root / "vision" / f"{modality}.safetensors").is_file():
+            results.append(check_vision(model, media, modality))
+    for path in sorted((root / "cases").glob("*.json")):
+        if wanted is None or path.stem in wanted:
+            results.append(replay_case(model, tokenizer, media, path))
+    rows, note = _train_rows(root, model, tokenizer) if include_train else (None, "")
+    return FixtureReport(results, rows, note)
+
+
+def format_report(report: FixtureReport) -> str:
+    lines = []
+    for case in report.cases:
+        lines.append(f"{case.name}: {'OK' if case.ok else 'MISMATCH'}")
+        lines.extend(c.line() for c in case.checks)
+        for fact, value in case.facts.items():
+            shown = "not checked" if value is None else ("yes" if value else "NO")
+            lines.append(f"    {fact:<44} {shown}")
+    for row in report.train_rows or []:
+        name = row.get("name", row.get("case", "?")) if isinstance(row, dict) else str(row)
+        detail = ""
+        if isinstance(row, dict) and row.get("max_diff") is not None:
+            detail = f"  max|Δ| {json.dumps(row['max_diff'], default=str)[:200]}"
+        if isinstance(row, dict) and row.get("failed"):
+            detail += f"  failed: {row['failed']}"
+        lines.append(f"train/{name}: {'OK' if _row_passed(row) else 'MISMATCH'}{detail}")
+    if report.train_note:
+        lines.append(report.train_note)
+    lines.append("all golden checks passed" if report.ok else "golden mismatch")
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""``LlavaSTConfig``: the official ``llava_qwen`` config.json, read as a Qwen2 config plus the mm_* fields.
+
+The official ``LlavaQwenConfig`` is a bare ``Qwen2Config`` subclass; everything LLaVA-ST adds
+(``mm_vision_tower``, ``mm_perceiver_latents``, ...) rides along as extra attributes, so we read
+the same file the same way and give the few fields the model needs typed accessors here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import Qwen2Config, SiglipVisionConfig
+
+from stchat.errors import ModelLoadError
+
+# google/siglip-so400m-patch14-384, the tower of every released LLaVA-ST checkpoint. Used when
+# ``mm_vision_tower`` is a hub id: we never download the tower, because its weights come from the
+# checkpoint's own ``model.vision_tower.vision_tower.vision_model.*`` keys anyway (reference §1.3).
+SO400M_VISION: dict[str, Any] = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 27,  # in the tower repo; the official loader drops the last one (Q9)
+    "num_attention_heads": 16,
+    "image_size": 384,
+    "patch_size": 14,
+    "layer_norm_eps": 1e-6,
+    "hidden_act": "gelu_pytorch_tanh",
+    "num_channels": 3,
+}
+
+# Sizes the official code hard-codes (VisionConfig constants / TokenPacker defaults), not config fields.
+NUM_COORD_BINS = 100  # rows of each coordinate table; the config's num_*_tokens only gate creation (Q5/Q13)
+NUM_FRAMES = 100  # sampled frames per video; LAPE broadcasts the 100-row temporal table over them
+NUM_SLOW_FRAMES = 20  # temporal packer output frames (100 -> 20)
+TEMPORAL_KERNEL = 5  # frames per temporal packer window
+SPATIAL_KERNEL = 3  # patches per side of a spatial packer window
+
+
+@strict
+class LlavaSTConfig(Qwen2Config):
+    """Config of ``LlavaSTForCausalLM``; loads the official ``config.json`` unchanged."""
+
+    model_type = "llava_qwen"
+
+    mm_vision_tower: str = "google/siglip-so400m-patch14-384"
+    mm_hidden_size: int = 1152
+    mm_projector_type: str = "mlp2x_gelu"
+    mm_resampler_type: str = "fast_slow_resampler"
+    mm_perceiver_latents: int = 81
+    mm_perceiver_latents_fast: int = 9
+    # The official TokenPacker hard-codes 1024 / 8; only the golden's tiny checkpoint carries these keys.
+    mm_token_packer_embed_dim: int = 1024
+    mm_token_packer_num_heads: int = 8
+    use_downsample_image: bool = False
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        # Official configs carry ``rope_scaling: null``; the official constructor forces None anyway, and
+        # passing it on would only trigger transformers' deprecation warning.
+        kwargs.pop("rope_scaling", None)
+        super().__post_init__(**kwargs)
+        # The official constructor sets ``config.rope_scaling = None``: plain RoPE with the
+        # checkpoint's theta, whatever scaling the file might carry.
+        theta = (self.rope_parameters or {}).get("rope_theta", getattr(self, "rope_theta", None)) or 10000.0
+        self.rope_parameters = {"rope_type": "default", "rope_theta": float(theta)}
+
+    # ------------------------------------------------------------------ vision tower
+    def vision_config(self, checkpoint_dir: str | os.PathLike | None = None) -> SiglipVisionConfig:
+        """Architecture of the SigLIP tower as the official loader builds it (last layer dropped, no head).
+
+        ``mm_vision_tower`` is a local directory (absolute, or relative to the checkpoint directory;
+        the golden stores the bare sub-directory name) -> its config.json; otherwise the known
+        so400m architecture. No network call is ever made for the tower.
+        """
+        name = str(self.mm_vision_tower)
+        if "siglip" not in name.lower():
+            # The official builder only knows SigLIP towers for this model; anything else would crash there.
+            raise ModelLoadError(f"unsupported vision tower {name!r}: LLaVA-ST needs a SigLIP tower")
+        fields = dict(SO400M_VISION)
+        tower_dir = self._local_tower_dir(name, checkpoint_dir)
+        if tower_dir is not None:
+            fields.update(_read_siglip_vision_fields(tower_dir))
+        if fields["num_hidden_layers"] < 2:
+            raise ModelLoadError(
+                f"vision tower {name!r} has fewer than 2 layers; LLaVA-ST drops the last one"
+            )
+        fields["num_hidden_layers"] -= 1  # Q9: the official loader deletes the last encoder layer
+        fields["vision_use_head"] = False  # Q9: pooling head replaced by Identity
+        return SiglipVisionConfig(**fields)
+
+    def _local_tower_dir(self, name: str, checkpoint_dir: str | os.PathLike | None) -> Path | None:
+        candidates = [Path(name)]
+        base = checkpoint_dir if checkpoint_dir is not None else getattr(self, "_name_or_path", "")
+        if base and not Path(name).is_absolute():
+            candidates.append(Path(base) / name)
+        for c in candidates:
+            if (c / "config.json").is_file():
+                return c
+        return None
+
+    # ------------------------------------------------------------------ packer geometry
+    @property
+    def packer_embed_dim(self) -> int:
+        return int(self.mm_token_packer_embed_dim)
+
+    @property
+    def packer_num_heads(self) -> int:
+        return int(self.mm_token_packer_num_heads)
+
+
+def _read_siglip_vision_fields(tower_dir: Path) -> dict[str, Any]:
+    """The vision fields of a SigLIP repo's config.json (nested ``vision_config`` or a flat vision config)."""
+    try:
+        raw = json.loads((tower_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read vision tower config {tower_dir / 'config.json'}: {exc}") from exc
+    vc = raw.get("vision_config", raw)
+    return {k: vc[k] for k in SO400M_VISION if k in vc}

@@ -1,0 +1,137 @@
+"""Answer -> annotated video, clip and timing table: the one entry point the app, ``stchat ground``,
+``stchat render`` and the evaluation gallery share.
+
+Stages: probe the video, place the answer on it (:mod:`stchat.mapping`), draw it (:mod:`stchat.render`)
+while encoding the full annotated video and the clip (:mod:`stchat.clip`), write the timing table
+(:mod:`stchat.timing`). Everything is written into a temporary folder inside ``out_dir`` and renamed into
+place at the end, so a failure never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stchat.answer import ParsedAnswer
+from stchat.clip import cut_frames
+from stchat.errors import AnswerError
+from stchat.mapping import FrameMap, MappedAnswer, map_answer
+from stchat.render import GREEN, RED, BoxAnnotator, LabelAnnotator, Renderer, TimelineAnnotator
+from stchat.timing import TimingRow, timing_rows, write_csv, write_json
+from stchat.video.io import VideoInfo, frame_times, probe
+
+ProgressFn = Callable[[float, str], None]
+
+FILES = ("clip.mp4", "annotated.mp4", "timing.csv", "timing.json")
+
+
+@dataclass(frozen=True)
+class RenderOutputs:
+    clip: Path
+    annotated: Path | None
+    timing_csv: Path
+    timing_json: Path
+    rows: list[TimingRow]
+    mapped: MappedAnswer
+    info: VideoInfo
+
+
+def as_parsed(answer: str | ParsedAnswer, task: str) -> ParsedAnswer:
+    """Accept raw model text (token or normalised form) or an already parsed answer."""
+    if isinstance(answer, ParsedAnswer):
+        return answer
+    from stchat.parse import parse_answer  # the parser module is owned by another stage
+
+    parsed = parse_answer(answer, task)
+    if not parsed.ok:
+        why = "; ".join(parsed.warnings) or "no span or boxes found"
+        raise AnswerError(f"the answer has nothing to render for task '{task}': {why}")
+    return parsed
+
+
+def build_renderer(
+    mapped: MappedAnswer, info: VideoInfo, query: str | None, gt: MappedAnswer | None
+) -> Renderer:
+    annotators: list = []
+    if gt is not None:  # ground truth first, so the prediction is drawn on top
+        annotators.append(BoxAnnotator(gt.box_track(), color=GREEN))
+    annotators.append(BoxAnnotator(mapped.box_track(), color=RED))
+    if query:
+        annotators.append(LabelAnnotator(query))
+    annotators.append(
+        TimelineAnnotator(
+            duration_s=info.duration_s,
+            span=(mapped.start_s, mapped.end_s),
+            gt_span=(gt.start_s, gt.end_s) if gt is not None else None,
+        )
+    )
+    return Renderer(annotators)
+
+
+def render_answer(
+    video_path: str | Path,
+    answer: str | ParsedAnswer,
+    task: str = "stvg",
+    split: Sequence[int] | None = None,
+    out_dir: str | Path = "stchat-out",
+    query: str | None = None,
+    gt: ParsedAnswer | None = None,
+    progress: ProgressFn | None = None,
+    write_annotated: bool = True,
+) -> RenderOutputs:
+    """Render ``answer`` on ``video_path`` into ``out_dir``: clip.mp4, annotated.mp4, timing.csv/json."""
+    parsed = as_parsed(answer, task)
+    info = probe(video_path)
+    times = frame_times(video_path)
+    frame_map = FrameMap.build(times, info.width, info.height, float(info.fps), split)
+    mapped = map_answer(parsed, frame_map)
+    gt_mapped = map_answer(gt, frame_map) if gt is not None else None
+    renderer = build_renderer(mapped, info, query, gt_mapped)
+    rows = timing_rows(mapped)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".stchat-render-", dir=out))
+    report = progress or (lambda _f, _m: None)
+    try:
+        share = 0.75 if write_annotated else 0.0
+        if write_annotated:
+            cut_frames(
+                video_path,
+                tmp / "annotated.mp4",
+                0,
+                info.frame_count - 1,
+                annotate=renderer,
+                origin_s=0.0,
+                progress=lambda f: report(f * share, "rendering the annotated video"),
+            )
+        cut_frames(
+            video_path,
+            tmp / "clip.mp4",
+            mapped.first_frame,
+            mapped.last_frame,
+            annotate=renderer,
+            progress=lambda f: report(share + f * (1 - share), "cutting the clip"),
+        )
+        write_csv(rows, tmp / "timing.csv")
+        write_json(rows, mapped, tmp / "timing.json")
+        for name in FILES:
+            if (tmp / name).exists():
+                (tmp / name).replace(out / name)
+        if not write_annotated:
+            (out / "annotated.mp4").unlink(missing_ok=True)  # never leave a stale one from an earlier run
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(1.0, "done")
+    return RenderOutputs(
+        clip=out / "clip.mp4",
+        annotated=out / "annotated.mp4" if write_annotated else None,
+        timing_csv=out / "timing.csv",
+        timing_json=out / "timing.json",
+        rows=rows,
+        mapped=mapped,
+        info=info,
+    )

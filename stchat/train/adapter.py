@@ -1,0 +1,118 @@
+"""Fine-tuning outputs: the adapter directory, applying it to a loaded model, and merging to a checkpoint.
+
+An adapter directory holds what training changed, in the official stage-2/3 split (reference §6.2):
+
+* ``adapter_config.json`` + ``adapter_model.safetensors`` -- the peft LoRA weights (absent after full
+  fine-tuning, where every trainable tensor goes to the next file);
+* ``non_lora_trainables.safetensors`` -- the other trained tensors (packer, ``embed_tokens``, the six
+  coordinate tables) under their official state-dict names (official: ``non_lora_trainables.bin``);
+* ``stchat_adapter.json`` -- what produced it (mode, base model, step).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from stchat.errors import ModelLoadError
+
+NON_LORA_FILE = "non_lora_trainables.safetensors"
+META_FILE = "stchat_adapter.json"
+# Official LoRA targets: every nn.Linear of the LLM decoder (q,k,v,o,gate,up,down), not the vision
+# tower, projector, packer, coordinate tables or lm_head (reference §6.2).
+LORA_TARGET_REGEX = r".*model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+def _clean_name(name: str) -> str:
+    """Official state-dict name of a (possibly peft-wrapped) parameter."""
+    for prefix in ("base_model.model.", "module."):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name.replace(".base_layer.", ".")
+
+
+def non_lora_state(model) -> dict[str, torch.Tensor]:
+    """Trainable tensors that are not LoRA weights, by official name, on CPU."""
+    out = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad and "lora_" not in name:
+            out[_clean_name(name)] = p.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def save_adapter(model, out_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """Write the adapter directory (LoRA via peft if the model is a PeftModel, plus non-LoRA trainables)."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(str(tmp), safe_serialization=True)
+    save_file(non_lora_state(model), str(tmp / NON_LORA_FILE))
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)  # atomic: a killed run never leaves a half-written adapter under the final name
+    return out
+
+
+def apply_adapter(model, adapter_dir: str | Path, merge: bool = True):
+    """Load an adapter directory onto a loaded ``LlavaSTForCausalLM``; returns the (merged) model.
+
+    With ``merge=True`` (inference) the LoRA deltas are folded into the base weights, giving a plain
+    ``LlavaSTForCausalLM`` again; with ``merge=False`` a peft model is returned (to continue training).
+    """
+    d = Path(adapter_dir)
+    if not (d / META_FILE).is_file():
+        raise ModelLoadError(f"{d} is not a stchat adapter directory ({META_FILE} missing)")
+    if (d / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(d), is_trainable=not merge)
+        except Exception as exc:  # peft raises many types for mismatched shapes / names
+            raise ModelLoadError(f"cannot apply the LoRA weights in {d}: {str(exc).splitlines()[0]}") from exc
+    if (d / NON_LORA_FILE).is_file():
+        state = load_file(str(d / NON_LORA_FILE))
+        params = {_clean_name(n): p for n, p in model.named_parameters()}
+        unknown = [k for k in state if k not in params]
+        if unknown:
+            raise ModelLoadError(f"{d}: {len(unknown)} trained tensors are not in the model ({unknown[0]})")
+        with torch.no_grad():
+            for k, v in state.items():
+                if params[k].shape != v.shape:
+                    want = tuple(params[k].shape)
+                    raise ModelLoadError(f"{d}: {k} has shape {tuple(v.shape)}, the model {want}")
+                params[k].copy_(v.to(params[k].dtype))
+    if merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    return model
+
+
+def merge_to_checkpoint(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path,
+                        dtype: torch.dtype | None = None) -> Path:
+    """Base checkpoint + adapter -> a full official-format checkpoint (``demo/merge_model.py`` analogue)."""
+    from stchat.model.loading import load_model, resolve_checkpoint_dir
+
+    base_path = resolve_checkpoint_dir(base_dir)
+    model, tokenizer = load_model(base_path, device="cpu", dtype=torch.float32)
+    model = apply_adapter(model, adapter_dir, merge=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    # Side directories (e.g. the SigLIP tower config the config's mm_vision_tower names) go along.
+    for sub in base_path.iterdir():
+        if sub.is_dir() and not (out / sub.name).exists():
+            shutil.copytree(sub, out / sub.name)
+    if (base_path / "generation_config.json").is_file():
+        shutil.copy2(base_path / "generation_config.json", out / "generation_config.json")
+    return out

@@ -1,0 +1,460 @@
+"""Fine-tuning loop: LoRA (official stage-3 defaults) or full fine-tuning, with exact resume.
+
+Defaults follow the official stage 2/3 scripts (reference §6.2): LoRA r 128, alpha 256, dropout 0.05 on
+q,k,v,o,gate,up,down of every decoder layer; trainable packer, ``embed_tokens`` and the six coordinate
+tables at ``mm_vision_resampler_lr`` (2e-5) and LoRA at ``learning_rate`` (2e-4); AdamW, weight decay 0,
+cosine schedule with 3 % warm-up; per-device batch 2 x accumulation 2; bf16 on GPU; the loss is the
+official sum of per-sample means (Q12), divided by the accumulation steps as the HF Trainer does.
+
+Deviation from the official scripts (Q14): the official ``initialize_vision_modules`` replaces the loaded
+packer with a freshly initialised one; we start from the released packer weights, which is what
+fine-tuning a released checkpoint needs.
+
+Multi-GPU / multi-node runs go through ``accelerate`` (``accelerate launch --config_file
+configs/accelerate_zero2.yaml -m stchat.cli train run ...``); gradients are averaged over processes, so
+a run on N processes with per-device batch b equals one process with batch N*b when ``reduction`` is
+``mean`` (with the official ``sum`` the effective learning rate scales with b, as officially).
+
+Resume is exact: a checkpoint holds the trainable weights, optimizer, scheduler, every RNG state and
+the data position (global step); the per-epoch data order is a pure function of (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stchat.errors import StchatError
+from stchat.train.adapter import LORA_TARGET_REGEX, save_adapter
+from stchat.train.data import TrainDataset, collate, load_records
+from stchat.train.forward import training_loss, unwrap
+from stchat.train.objective import CoordVocab, TrainDataError
+
+# Names of the "mm_vision_resampler" tunable parts the official LLaVATrainer puts in the second LR group.
+RESAMPLER_GROUP_KEYS = ("vision_resampler", "embed_tokens", "_input_embeddings", "_output_embeddings")
+
+
+@dataclass
+class TrainConfig:
+    model: str = ""
+    data: str = ""
+    data_folder: str | None = None
+    data_format: str = "auto"  # auto | official | stchat
+    output_dir: str = "runs/train"
+    mode: str = "lora"  # lora | full
+    lora_r: int = 128
+    lora_alpha: int = 256
+    lora_dropout: float = 0.05
+    train_packer: bool = True
+    train_embed_tokens: bool = True
+    train_coord_tables: bool = True
+    learning_rate: float = 2e-4
+    mm_vision_resampler_lr: float | None = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"  # cosine | constant
+    per_device_batch_size: int = 2
+    gradient_accumulation_steps: int = 2
+    epochs: float = 1.0
+    max_steps: int | None = None
+    reduction: str = "sum"  # official: sum of per-sample means; "mean" divides by the batch size
+    bf16: bool | None = None  # None: bf16 on CUDA, fp32 on CPU
+    gradient_checkpointing: bool = False
+    cache_vision_features: bool = True  # SigLIP is frozen and runs under no_grad: its output can be reused
+    cache_media: bool = False  # keep decoded pixels in memory (small sets, many epochs)
+    seed: int = 0
+    save_steps: int = 200
+    save_total_limit: int = 3
+    max_length: int = 32768
+    device: str | None = None
+    attn_implementation: str | None = None
+    resume: str | None = None  # "auto" (latest checkpoint in output_dir) or a checkpoint directory
+    stop_after_steps: int | None = None  # stop early (keeps the schedule of the full run): for tests
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a YAML/JSON config; ``overrides`` (non-None) win."""
+        p = Path(path)
+        if not p.is_file():
+            raise StchatError(f"training config not found: {p}")
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(p.read_text()) or {}
+        else:
+            data = json.loads(p.read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise StchatError(f"{p}: unknown training option(s): {', '.join(unknown)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def validate(self) -> None:
+        if not self.model or not self.data:
+            raise StchatError("training needs a model and a data path")
+        if self.mode not in ("lora", "full"):
+            raise StchatError(f"mode must be 'lora' or 'full', not {self.mode!r}")
+        if self.reduction not in ("sum", "mean"):
+            raise StchatError(f"reduction must be 'sum' or 'mean', not {self.reduction!r}")
+        if self.lr_scheduler not in ("cosine", "constant"):
+            raise StchatError(f"lr_scheduler must be 'cosine' or 'constant', not {self.lr_scheduler!r}")
+        for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise StchatError(f"{name} must be at least 1")
+
+
+# ---------------------------------------------------------------------------------------------------
+# model set-up
+
+
+def set_trainable(model, cfg: TrainConfig):
+    """Freeze/unfreeze as the official stage 2/3 (or everything but SigLIP for full fine-tuning).
+
+    Returns the (possibly peft-wrapped) model.
+    """
+    base = unwrap(model)
+    for p in base.parameters():
+        p.requires_grad_(False)
+    if cfg.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+                          target_modules=LORA_TARGET_REGEX)
+        model = get_peft_model(base, lcfg)
+        base = unwrap(model)
+    else:
+        for name, p in base.named_parameters():
+            # The tower never receives gradients officially (no_grad forward); lm_head stays frozen as in
+            # every official stage (its 14 added rows stay at their initial means, Q15).
+            if ".vision_tower." not in name and not name.startswith("lm_head"):
+                p.requires_grad_(True)
+    for name, p in base.named_parameters():
+        if "lora_" in name:
+            continue
+        if (cfg.train_packer and "vision_resampler" in name) or (
+                cfg.train_embed_tokens and "embed_tokens" in name) or (
+                cfg.train_coord_tables and ("_input_embeddings" in name or "_output_embeddings" in name)):
+            p.requires_grad_(True)
+    if cfg.gradient_checkpointing:
+        base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.model.config.use_cache = False
+    return model
+
+
+def param_groups(model, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Two LR groups as the official ``LLaVATrainer.create_optimizer`` (decay 0 for biases/norms)."""
+    main, side = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        in_side = cfg.mm_vision_resampler_lr is not None and "lora_" not in name and any(
+            k in name for k in RESAMPLER_GROUP_KEYS)
+        (side if in_side else main).append(p)
+    groups = []
+    if main:
+        groups.append({"params": main, "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay})
+    if side:
+        groups.append({"params": side, "lr": cfg.mm_vision_resampler_lr, "weight_decay": cfg.weight_decay})
+    if not groups:
+        raise StchatError("nothing to train: every parameter is frozen")
+    return groups
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
+    """HF Trainer schedules (the official scripts: cosine, warm-up ratio 0.03 -> ceil(0.03 * steps))."""
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    if cfg.lr_scheduler == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+class _LossModule(torch.nn.Module):
+    """Wraps the model so that ``accelerate``/DDP sees one module whose forward returns the loss."""
+
+    def __init__(self, model, vocab: CoordVocab, reduction: str) -> None:
+        super().__init__()
+        self.inner = model
+        self.vocab = vocab
+        self.reduction = reduction
+
+    def forward(self, batch):
+        return training_loss(self.inner, batch, self.vocab, self.reduction)
+
+
+# ---------------------------------------------------------------------------------------------------
+# data order
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 1000003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def global_batches(n: int, global_batch: int, seed: int, epoch: int) -> list[list[int]]:
+    """Sample indices of each global batch (all processes together) of one epoch; the tail is dropped
+    only when it cannot fill one sample per process (kept otherwise, as a smaller batch)."""
+    order = epoch_order(n, seed, epoch)
+    return [order[i:i + global_batch] for i in range(0, n, global_batch)]
+
+
+class _FeatureCache:
+    """Memoise the frozen SigLIP tower output per pixel content (``cache_vision_features``).
+
+    The tower runs under ``no_grad`` and is never trained (official tower too), so its output for the
+    same pixels is the same at every step; the key is a hash of the pixel bytes, not an address.
+    """
+
+    def __init__(self, base, max_items: int = 64) -> None:
+        self.tower = base.model.vision_tower
+        self.original = self.tower.forward
+        self.memo: dict[tuple, torch.Tensor] = {}
+        self.max_items = max_items
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        import hashlib
+
+        data = pixel_values.detach().to("cpu").contiguous()
+        digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16).digest()
+        key = (tuple(data.shape), str(data.dtype), digest)
+        if key not in self.memo:
+            if len(self.memo) >= self.max_items:
+                self.memo.pop(next(iter(self.memo)))
+            self.memo[key] = self.original(pixel_values)
+        return self.memo[key]
+
+    def __enter__(self):
+        self.tower.forward = self.forward
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.tower.forward
+
+
+# ---------------------------------------------------------------------------------------------------
+# the loop
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    cks = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    cks = [c for c in cks if (c / "trainer_state.pt").is_file()]
+    return cks[-1] if cks else None
+
+
+def _plot_curve(log_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], marker="o", ms=2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
+    """Run fine-tuning; returns a summary (losses per step, output paths).
+
+    ``model``/``tokenizer`` may be passed in (already loaded, fp32/bf16); otherwise ``cfg.model`` is loaded.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    cfg.validate()
+    cuda = torch.cuda.is_available() and (cfg.device is None or str(cfg.device).startswith("cuda"))
+    bf16 = cfg.bf16 if cfg.bf16 is not None else cuda
+    accelerator = Accelerator(
+        mixed_precision="bf16" if bf16 else "no", cpu=not cuda,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    world, rank = accelerator.num_processes, accelerator.process_index
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    if model is None:
+        from stchat.model.loading import load_model
+
+        model, tokenizer = load_model(cfg.model, device=str(accelerator.device), dtype=torch.float32,
+                                      attn_implementation=cfg.attn_implementation)
+    vocab = CoordVocab.from_tokenizer(tokenizer)
+    records = load_records(cfg.data, cfg.data_folder, seed=cfg.seed,
+                           fmt={"official": "official", "stchat": "stchat"}.get(cfg.data_format, "auto"))
+    dataset = TrainDataset(records, tokenizer, max_length=cfg.max_length, cache_media=cfg.cache_media)
+    model = set_trainable(model, cfg)
+    model.train()
+    base = unwrap(model)
+    global_batch = cfg.per_device_batch_size * world
+    if len(records) < world:
+        raise TrainDataError(f"{len(records)} samples cannot feed {world} processes")
+    steps_per_epoch = math.ceil(len(dataset) / (global_batch * cfg.gradient_accumulation_steps))
+    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, betas=(0.9, 0.999),
+                                  eps=1e-8)
+    scheduler = make_scheduler(optimizer, cfg, total)
+    wrapper = _LossModule(model, vocab, cfg.reduction)
+    wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
+    out = Path(cfg.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "train_log.jsonl"
+
+    step, micro = 0, 0  # optimizer steps done; micro-batches consumed (the data position)
+    resume_dir = Path(cfg.resume) if cfg.resume and cfg.resume != "auto" else None
+    if cfg.resume == "auto":
+        resume_dir = _latest_checkpoint(out)
+    if resume_dir is not None:
+        state = torch.load(resume_dir / "trainer_state.pt", map_location="cpu", weights_only=False)
+        apply_adapter_weights(model, resume_dir / "adapter")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, micro = state["step"], state["micro"]
+        _set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        if accelerator.is_main_process and log_path.is_file():  # drop log lines past the checkpoint
+            lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if json.loads(ln)["step"] <= step]
+            log_path.write_text("".join(k + "\n" for k in kept))
+    elif accelerator.is_main_process and log_path.exists():
+        log_path.unlink()
+
+    losses: list[float] = []
+    stop_at = min(total, cfg.stop_after_steps) if cfg.stop_after_steps else total
+    bar = None
+    if cfg.progress and accelerator.is_main_process:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    cache = _FeatureCache(base) if cfg.cache_vision_features else None
+    t_start = time.perf_counter()
+    try:
+        if cache:
+            cache.__enter__()
+        while step < stop_at:
+            epoch, offset = divmod(micro, math.ceil(len(dataset) / global_batch))
+            batches = global_batches(len(dataset), global_batch, cfg.seed, epoch)
+            acc_loss = torch.zeros((), device=accelerator.device)
+            for _ in range(cfg.gradient_accumulation_steps):
+                if offset >= len(batches):
+                    epoch, offset = epoch + 1, 0
+                    batches = global_batches(len(dataset), global_batch, cfg.seed, epoch)
+                idx = batches[offset]
+                mine = idx[rank::world] or idx[:1]
+                examples = [dataset[i] for i in mine]
+                batch = collate(examples, pad_id=tokenizer.pad_token_id, max_length=cfg.max_length)
+                with accelerator.autocast():
+                    result = wrapper(batch)
+                loss = result.loss / cfg.gradient_accumulation_steps  # as the HF Trainer does
+                accelerator.backward(loss)
+                acc_loss += loss.detach()
+                offset += 1
+                micro += 1
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            total_loss = float(accelerator.reduce(acc_loss, reduction="mean"))
+            losses.append(total_loss)
+            if accelerator.is_main_process:
+                with log_path.open("a") as f:
+                    f.write(json.dumps({"step": step, "loss": total_loss,
+                                        "lr": [g["lr"] for g in optimizer.param_groups],
+                                        "seconds": round(time.perf_counter() - t_start, 2)}) + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total_loss:.4f}")
+            if step % cfg.save_steps == 0 or step == stop_at:
+                _save_checkpoint(accelerator, model, optimizer, scheduler, cfg, out, step, micro)
+    finally:
+        if cache:
+            cache.__exit__()
+        if bar is not None:
+            bar.close()
+    summary: dict[str, Any] = {"steps": step, "total_steps": total, "losses": losses, "output_dir": str(out)}
+    if accelerator.is_main_process:
+        _plot_curve(log_path, out / "loss_curve.png")
+        if step >= total:
+            save_adapter(accelerator.unwrap_model(wrapper).inner, out / "adapter", _meta(cfg, step))
+            summary["adapter"] = str(out / "adapter")
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def _meta(cfg: TrainConfig, step: int) -> dict[str, Any]:
+    return {"format": "stchat-adapter-1", "mode": cfg.mode, "base_model": cfg.model, "step": step,
+            "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}}
+
+
+def apply_adapter_weights(model, adapter_dir: Path) -> None:
+    """Load checkpointed trainable weights into a model that is already set up for training (resume)."""
+    from safetensors.torch import load_file
+
+    from stchat.train.adapter import NON_LORA_FILE, _clean_name
+
+    state = load_file(str(adapter_dir / NON_LORA_FILE))
+    lora_file = adapter_dir / "adapter_model.safetensors"
+    if lora_file.is_file():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(lora_file)))
+    params = {_clean_name(n): p for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(v.to(params[k].dtype))
+
+
+def _save_checkpoint(accelerator, model, optimizer, scheduler, cfg: TrainConfig, out: Path, step: int,
+                     micro: int) -> None:
+    rng = _rng_state()
+    gathered = [None] * accelerator.num_processes if accelerator.num_processes > 1 else None
+    if gathered is not None:
+        torch.distributed.all_gather_object(gathered, rng)
+    if not accelerator.is_main_process:
+        accelerator.wait_for_everyone()
+        return
+    ck = out / f"checkpoint-{step}"
+    tmp = out / f".checkpoint-{step}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_adapter(accelerator.unwrap_model(model), tmp / "adapter", _meta(cfg, step))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                "micro": micro, "rng": gathered if gathered is not None else rng}, tmp / "trainer_state.pt")
+    if ck.exists():
+        shutil.rmtree(ck)
+    tmp.rename(ck)
+    cks = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for old in cks[:-cfg.save_total_limit]:
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()

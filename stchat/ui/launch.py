@@ -1,0 +1,80 @@
+"""Start the web app: settings → work folders → background model load → Gradio server.
+
+Order matters: ``GRADIO_TEMP_DIR`` must be set before Gradio is imported (some of its modules read it at
+import time), so uploads and Gradio's cached copies of our outputs land in the app's own work folder and
+are deleted with it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from stchat.ui.config import AppConfig, parse_config
+from stchat.ui.model_holder import ModelHolder
+from stchat.ui.sessions import SessionStore
+
+log = logging.getLogger("stchat.ui")
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Docker stops containers with SIGTERM; turning it into SystemExit runs the atexit cleanup.
+    raise SystemExit(0)
+
+
+def prepare(config: AppConfig) -> tuple[ModelHolder, SessionStore]:
+    """Work folders, cleanup hooks and the model loader; call before importing Gradio."""
+    work = config.resolved_work_dir()
+    created = not work.exists()
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(work / "gradio"))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from an offline host
+    # Session outputs live inside Gradio's own cache folder: Gradio serves that folder anyway, so
+    # ``allowed_paths`` need not grow, and it works whatever --work-dir is.
+    store = SessionStore(Path(os.environ["GRADIO_TEMP_DIR"]) / "stchat-sessions", config.session_max_age_s)
+    store.sweep()
+    store.start_sweeper()
+    atexit.register(store.remove_all)
+    if created:
+        import shutil
+
+        atexit.register(shutil.rmtree, work, True)
+    holder = ModelHolder(config.model)
+    holder.start()  # background: the page is up long before a 7B model is
+    return holder, store
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = parse_config(argv)
+    holder, store = prepare(config)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+    from stchat.ui.layout import build_app, theme  # imports Gradio: after prepare() set its temp dir
+
+    demo = build_app(config, holder, store)
+    demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
+    log.info("serving on http://%s:%d (model %s loading in the background)", config.host, config.port,
+             config.model)
+    try:
+        demo.launch(
+            server_name=config.host,
+            server_port=config.port,
+            # Only the shipped examples are served from disk; uploads and outputs go through Gradio's
+            # cache, which lives in our work folder.
+            allowed_paths=[str(config.assets_dir)],
+            max_file_size=f"{config.max_upload_mb}mb",
+            show_error=False,
+            ssr_mode=False,
+            footer_links=[],
+            theme=theme(),
+        )
+    except OSError as exc:  # port taken, address not available
+        print(f"stchat app: error: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,257 @@
+"""The web app's logic without a browser: input checks, model status, sessions, answer files.
+
+Handlers are called exactly as the page calls them; what the user would see is the ``status`` line,
+so the tests assert on it (friendly one-liner, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from stchat.errors import AnswerError, ModelLoadError, PromptError
+from stchat.ui import handlers
+from stchat.ui.config import DEFAULT_HOST, DEFAULT_MODEL, DEFAULT_PORT, parse_config
+from stchat.ui.model_holder import ModelHolder, ModelUnavailableError, explain_load_failure
+from stchat.ui.sessions import SessionStore
+
+SYN_A = "syn_a_640x360_25fps_tone.mp4"
+
+
+def _assert_friendly(status: str) -> None:
+    assert status.startswith(handlers.FAIL + " ")
+    assert "Traceback" not in status and "\n  File " not in status
+    assert len(status.splitlines()[0]) < 400
+
+
+# --------------------------------------------------------------------------- frame range
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", None), (None, None), ("  ", None), ("0, 829", (0, 829)), ("[901, 1221]", (901, 1221)),
+     ("3-7", (3, 7)), ("5 5", (5, 5))],
+)
+def test_parse_frame_range_accepts(text: str | None, expected: tuple[int, int] | None) -> None:
+    assert handlers.parse_frame_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "1,2,3", "-1, 5", "9, 3", "1.5, 4"])
+def test_parse_frame_range_refuses(text: str) -> None:
+    with pytest.raises(PromptError):
+        handlers.parse_frame_range(text)
+
+
+# --------------------------------------------------------------------------- bad input → status line
+
+
+def test_no_video_is_a_friendly_message(tmp_path: Path) -> None:
+    holder = ModelHolder("unused", loader=lambda: pytest.fail("the model must not load for bad input"))
+    r = handlers.run_model(holder, None, "find it", handlers.GROUNDING, "stvg", "", "greedy", 64, tmp_path)
+    _assert_friendly(r.status)
+    assert "no video" in r.status
+    assert holder.status().state == "idle"
+
+
+def test_not_a_video_is_a_friendly_message(tmp_path: Path) -> None:
+    fake = tmp_path / "holiday.mp4"
+    fake.write_bytes(b"this is not a video at all" * 100)
+    holder = ModelHolder("unused", loader=lambda: pytest.fail("the model must not load for bad input"))
+    r = handlers.run_model(holder, str(fake), "find it", handlers.GROUNDING, "stvg", "", "greedy", 64,
+                           tmp_path)
+    _assert_friendly(r.status)
+    assert r.clip is None and r.annotated is None and not r.timing_rows
+    v = handlers.visualise_answer(str(fake), "{<TEMP-010><TEMP-020>}", None, "tvg", "", tmp_path)
+    _assert_friendly(v.status)
+
+
+def test_frame_range_past_the_end(synthetic_dir: Path, tmp_path: Path) -> None:
+    r = handlers.visualise_answer(str(synthetic_dir / SYN_A), "{<TEMP-010><TEMP-020>}", None, "tvg",
+                                  "0, 250", tmp_path)  # the clip has frames 0..249
+    _assert_friendly(r.status)
+    assert "249" in r.status
+
+
+@pytest.mark.parametrize(
+    ("query", "mode", "task", "decoding", "tokens", "needle"),
+    [("", handlers.GROUNDING, "stvg", "greedy", 64, "empty"),
+     ("x" * 5000, handlers.GROUNDING, "stvg", "greedy", 64, "characters"),
+     ("find", "Telepathy", "stvg", "greedy", 64, "mode"),
+     ("find", handlers.GROUNDING, "rec", "greedy", 64, "task"),
+     ("find", handlers.GROUNDING, "stvg", "beam", 64, "decoding"),
+     ("find", handlers.GROUNDING, "stvg", "greedy", 0, "max new tokens")],
+)
+def test_bad_options_are_friendly(synthetic_dir: Path, tmp_path: Path, query: str, mode: str, task: str,
+                                  decoding: str, tokens: int, needle: str) -> None:
+    holder = ModelHolder("unused", loader=lambda: pytest.fail("the model must not load for bad input"))
+    video = str(synthetic_dir / SYN_A)
+    r = handlers.run_model(holder, video, query, mode, task, "", decoding, tokens, tmp_path)
+    _assert_friendly(r.status)
+    assert needle in r.status
+
+
+def test_visualise_without_answer_or_with_garbage(synthetic_dir: Path, tmp_path: Path) -> None:
+    video = str(synthetic_dir / SYN_A)
+    empty = handlers.visualise_answer(video, "  ", None, "stvg", "", tmp_path)
+    _assert_friendly(empty.status)
+    assert "no answer" in empty.status
+    garbage = handlers.visualise_answer(video, "I think it is over there", None, "stvg", "", tmp_path)
+    _assert_friendly(garbage.status)
+    assert "nothing to draw" in garbage.status
+
+
+def test_unexpected_exception_becomes_status_line(tmp_path: Path) -> None:
+    @handlers.guarded
+    def broken() -> handlers.RunResult:
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    r = broken()
+    _assert_friendly(r.status)
+    assert "ZeroDivisionError" in r.status and "second line" not in r.status
+
+
+# --------------------------------------------------------------------------- model status
+
+
+def test_missing_weights_give_a_failed_status_and_the_run_says_why(synthetic_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    holder = ModelHolder(str(tmp_path / "no-such-model"))  # the real loader, pointed at nothing
+    holder.start()
+    st = holder.wait(timeout=120)
+    assert st.state == "failed" and st.settled
+    assert "Visualise an answer" in st.markdown()
+    assert "Traceback" not in st.message
+    r = handlers.run_model(holder, str(synthetic_dir / SYN_A), "find the red square", handlers.GROUNDING,
+                           "stvg", "", "greedy", 32, tmp_path)
+    _assert_friendly(r.status)
+    assert "not available" in r.status
+
+
+def test_get_starts_a_lazy_load_and_reports_loading() -> None:
+    release = []
+
+    def slow_loader() -> str:
+        deadline = time.monotonic() + 10
+        while not release and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "the model"
+
+    holder = ModelHolder("slow", loader=slow_loader)
+    assert holder.status().state == "idle"
+    with pytest.raises(ModelUnavailableError, match="loading"):
+        holder.get()
+    assert holder.status().state == "loading"
+    release.append(True)
+    assert holder.wait(timeout=10).state == "ready"
+    assert holder.get() == "the model"
+    assert "ready" in holder.status().markdown()
+
+
+@pytest.mark.parametrize(
+    ("exc", "needle"),
+    [(ModelLoadError("config.json missing in /m"), "config.json missing"),
+     (OSError("We couldn't connect to 'https://huggingface.co'"), "offline"),
+     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "GPU memory"),
+     (ValueError("bad\nmore"), "ValueError: bad")],
+)
+def test_explain_load_failure(exc: BaseException, needle: str) -> None:
+    text = explain_load_failure(exc)
+    assert needle in text and "\n" not in text
+
+
+# --------------------------------------------------------------------------- answer files
+
+
+def test_read_answer_file_text_and_json(tmp_path: Path) -> None:
+    txt = tmp_path / "a.txt"
+    txt.write_text("{<TEMP-001><TEMP-002>}\n")
+    assert handlers.read_answer_file(txt).strip() == "{<TEMP-001><TEMP-002>}"
+    js = tmp_path / "a.json"
+    js.write_text(json.dumps({"query": "q", "raw_text": "{<TEMP-003><TEMP-004>}", "answer": "other"}))
+    assert handlers.read_answer_file(js) == "{<TEMP-003><TEMP-004>}"
+    assert handlers.read_answer_file(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [("bad.json", b"{not json", "not valid JSON"),
+     ("empty.json", b'{"numbers": [1, 2]}', "no answer text"),
+     ("bin.txt", b"\xff\xfe\x00\x81" * 10, "UTF-8"),
+     ("big.txt", b"a" * (handlers.MAX_ANSWER_FILE_BYTES + 1), "larger")],
+)
+def test_read_answer_file_refuses(tmp_path: Path, name: str, content: bytes, needle: str) -> None:
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(AnswerError, match=needle):
+        handlers.read_answer_file(p)
+
+
+# --------------------------------------------------------------------------- sessions and settings
+
+
+def test_sessions_are_separate_confined_and_swept(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "sessions", max_age_s=60)
+    a1, a2 = store.new_run_dir("abc"), store.new_run_dir("abc")
+    b = store.new_run_dir("../../etc/passwd")
+    assert a1 != a2 and a1.parent == a2.parent
+    assert b.resolve().is_relative_to((tmp_path / "sessions").resolve())
+    (a1 / "clip.mp4").write_bytes(b"x")
+    old = time.time() - 3600
+    for p in [a1 / "clip.mp4", a1, a2, a1.parent]:
+        os.utime(p, (old, old))
+    removed = store.sweep()
+    assert removed == [a1.parent]
+    assert b.is_dir()
+    store.remove_session("../../etc/passwd")
+    assert not b.parent.exists()
+
+
+def test_config_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STCHAT_MODEL", raising=False)
+    c = parse_config([])
+    assert (c.model, c.host, c.port) == (DEFAULT_MODEL, DEFAULT_HOST, DEFAULT_PORT)
+    monkeypatch.setenv("STCHAT_MODEL", "/models/tiny")
+    assert parse_config([]).model == "/models/tiny"
+    assert parse_config(["--model", "x", "--host", "0.0.0.0", "--port", "9000"]).port == 9000
+
+
+def test_placeholder_differs_per_mode() -> None:
+    assert set(handlers.PLACEHOLDERS) == set(handlers.MODES)
+    assert len(set(handlers.PLACEHOLDERS.values())) == len(handlers.MODES)
+
+
+# --------------------------------------------------------------------------- answer visualisation
+
+
+@pytest.mark.slow
+def test_visualise_uploaded_answer_file_renders_the_moment(synthetic_dir: Path, tmp_path: Path) -> None:
+    """A JSON answer file for syn_a's red square gives a clip of that moment and one table row per box."""
+    from stchat.video.io import probe
+
+    gt = json.loads((synthetic_dir / SYN_A).with_suffix(".json").read_text())
+    n, fps = gt["n_frames"], gt["fps_float"]
+    vis = gt["objects"][0]["visible_interval"]
+    s, e = round(vis["first_frame"] / (n - 1) * 99), round(vis["last_frame"] / (n - 1) * 99)
+    box = gt["objects"][0]["track"][0]["box_norm"]
+    q = [round(v * 99) for v in box]
+    answer = (f"{{<TEMP-{s:03d}><TEMP-{e:03d}>}} <TEMP-{s:03d}>: "
+              f"[<WIDTH-{q[0]:03d}><HEIGHT-{q[1]:03d}><WIDTH-{q[2]:03d}><HEIGHT-{q[3]:03d}>]")
+    answer_file = tmp_path / "answer.json"
+    answer_file.write_text(json.dumps({"raw_text": answer}))
+    seen: list[float] = []
+    r = handlers.visualise_answer(str(synthetic_dir / SYN_A), "", str(answer_file), "stvg", "",
+                                  tmp_path / "run", lambda f, d: seen.append(f))
+    assert r.ok, r.status
+    assert r.raw_answer == answer and r.normalised_answer.startswith("{0.")
+    assert r.clip is not None and r.annotated is not None
+    expected_s = (round(e / 99 * (n - 1)) - round(s / 99 * (n - 1)) + 1) / fps
+    assert abs(probe(r.clip).duration_s - expected_s) < 2 / fps
+    assert abs(probe(r.annotated).duration_s - gt["duration_s"]) < 2 / fps
+    kinds = [row[r.timing_headers.index("kind")] for row in r.timing_rows]
+    assert kinds == ["segment", "keyframe"]
+    assert {p.name for p in r.downloads} == {"clip.mp4", "annotated.mp4", "timing.csv", "timing.json"}
+    assert seen == sorted(seen) and seen[-1] == 1.0  # the progress bar only moves forward, and finishes

@@ -1,0 +1,43 @@
+"""The page is built from the handlers' contract: ids the browser test uses, outputs in panel order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stchat.ui import handlers
+from stchat.ui.config import AppConfig
+from stchat.ui.model_holder import ModelHolder
+from stchat.ui.sessions import SessionStore
+
+gr = pytest.importorskip("gradio")
+
+
+def test_build_app_has_the_controls_and_outputs(tmp_path: Path) -> None:
+    from stchat.ui.layout import build_app, load_examples
+
+    config = AppConfig(work_dir=tmp_path)
+    holder = ModelHolder("not-loaded", loader=lambda: pytest.fail("building the page must not load it"))
+    demo = build_app(config, holder, SessionStore(tmp_path / "s", 60))
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    for prefix in ("", "vis-"):
+        assert {f"{prefix}status", f"{prefix}clip-out", f"{prefix}annotated-out", f"{prefix}timing-out",
+                f"{prefix}raw-out", f"{prefix}norm-out", f"{prefix}files-out"} <= ids
+    assert {"model-status", "input-video", "query", "mode", "task", "frame-range", "time-span",
+            "max-new-tokens", "run-btn", "vis-video", "vis-answer", "vis-file", "vis-btn"} <= ids
+    assert len(load_examples(config.assets_dir)) >= 2
+    assert holder.status().state == "idle"
+
+
+def test_to_outputs_orders_values_like_the_panel(tmp_path: Path) -> None:
+    from stchat.ui.layout import to_outputs
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"x")
+    r = handlers.RunResult("✔ Found", clip, None, ["kind"], [["segment"]], "raw", "norm", [clip])
+    status, c, a, table, raw, norm, files = to_outputs(r)
+    assert (status, c, a, raw, norm) == ("✔ Found", str(clip), None, "raw", "norm")
+    assert table == {"headers": ["kind"], "data": [["segment"]]} and files == [str(clip)]
+    empty = to_outputs(handlers.RunResult("✖ no video"))
+    assert empty[1:4] == [None, None, None] and empty[6] is None
