@@ -30,7 +30,7 @@ class ParsedAnswer:
     text: str  # the normalised answer text the fields were read from
     span: tuple[float, float] | None = None  # (start, end) fractions: STVG, TVG, TR, ELC (end only known)
     boxes: dict[float, Box] = field(default_factory=dict)  # time fraction -> box (STVG/SVG/ELC keyframes)
-    box: Box | None = None  # REC/REG single box
+    box: Box | None = None  # REC single box (REG answers are text: ``caption``)
     end_time: float | None = None  # ELC "Ends in t"
     caption: str | None = None  # ELC event caption, TR/caption free text
     phrases: list[Phrase] = field(default_factory=list)  # DGC
@@ -45,7 +45,7 @@ class ParsedAnswer:
             return bool(self.boxes) or self.span is not None
         if self.task == "tvg":
             return self.span is not None
-        if self.task in ("rec", "reg"):
+        if self.task == "rec":
             return self.box is not None
         if self.task == "dgc":
             return bool(self.phrases)

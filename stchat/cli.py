@@ -22,11 +22,14 @@ COMMAND_MODULES = (
     "verify_golden",
     "eval",
     "train",
+    "app",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stchat", description="Find when and where something happens in a video.")
+    parser = argparse.ArgumentParser(
+        prog="stchat", description="Find when and where something happens in a video."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -41,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, "passthrough", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.passthrough_args = extra + list(getattr(args, "passthrough_args", []))
     try:
         return int(args.handler(args) or 0)
     except StchatError as exc:

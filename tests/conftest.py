@@ -15,7 +15,7 @@ SYNTHETIC_DIR = FIXTURES / "synthetic"
 
 
 def official_examples_dir() -> Path | None:
-    """The official demo clips: ``$STCHAT_VIDEOS/official_examples`` or ``../shared/videos/official_examples``."""
+    """The official demo clips: ``$STCHAT_VIDEOS/official_examples`` or ../shared/videos/official_examples."""
     candidates = []
     if os.environ.get("STCHAT_VIDEOS"):
         candidates.append(Path(os.environ["STCHAT_VIDEOS"]) / "official_examples")

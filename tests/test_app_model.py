@@ -72,3 +72,14 @@ def test_describe_mode_answers_in_text(holder: ModelHolder, synthetic_dir: Path,
                            handlers.DESCRIBE, "stvg", "", "official", TOKENS, tmp_path)
     assert r.ok, r.status
     assert r.raw_answer.strip() and r.clip is None and not r.timing_rows
+
+
+def test_time_span_is_refused_where_it_means_nothing(holder: ModelHolder, synthetic_dir: Path,
+                                                     tmp_path: Path) -> None:
+    video = str(synthetic_dir / SYN_A)
+    r = handlers.run_model(holder, video, "a red square", handlers.GROUNDING, "stvg", "", "greedy", TOKENS,
+                           tmp_path, time_span="2, 7")
+    assert r.status.startswith(handlers.FAIL) and "svg and tr" in r.status
+    twice = handlers.run_model(holder, video, "Between {<t0.2>,<t0.7>}, what moves?", handlers.GROUNDING,
+                               "svg", "", "greedy", TOKENS, tmp_path, time_span="2, 7")
+    assert twice.status.startswith(handlers.FAIL) and "once" in twice.status

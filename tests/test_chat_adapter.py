@@ -38,5 +38,5 @@ def test_lora_adapter_is_merged(golden_model_dir, tmp_path):
 def test_a_directory_without_adapter_config_is_refused(golden_model_dir, tmp_path):
     from stchat.chat import StableChat
 
-    with pytest.raises(ModelLoadError, match="adapter_config.json"):
+    with pytest.raises(ModelLoadError, match="not an adapter directory"):
         StableChat(str(golden_model_dir), device="cpu", dtype=torch.float32, adapter=tmp_path)

@@ -4,7 +4,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, REPO
 
 SHARED = REPO.parent / "shared"

@@ -150,3 +150,27 @@ def test_audio_stays_in_sync_across_a_tone_change(name, start_s, end_s, tmp_path
     expected = change["start_s"] - res.start_s
     fps = meta["fps_float"]
     assert abs(measured - expected) <= 1 / fps, (measured, expected)
+
+
+def test_ground_truth_overlay_is_green_where_the_truth_is(tmp_path):
+    name = "syn_f_360x640_30fps_portrait_tone"
+    meta = truth(name)
+    gt = gt_answer(meta)
+    # A prediction shifted right by 10 % of the width, so both outlines are visible.
+    pred = type(gt)(
+        "stvg",
+        "shifted",
+        span=gt.span,
+        boxes={t: (b[0] + 0.1, b[1], b[2] + 0.1, b[3]) for t, b in gt.boxes.items()},
+    )
+    out = render_answer(clip_path(name), pred, out_dir=tmp_path, gt=gt, write_annotated=False)
+    m = out.mapped
+    j = (m.last_frame - m.first_frame) // 2
+    frame = read_frames(out.clip, [j])[0][: meta["height"]].astype(int)
+    truth_px = {e["frame"]: e["box_px"] for e in target(meta)["track"]}[m.first_frame + j]
+    x1, y1, x2, y2 = truth_px
+    left_edge = frame[y1 + 5 : y2 - 5, x1]
+    greenish = (left_edge[:, 1] > 150) & (left_edge[:, 1] - left_edge[:, 0] > 80)
+    assert greenish.mean() > 0.9
+    shifted = frame[y1 + 5 : y2 - 5, x1 + 36]
+    assert ((shifted[:, 0] > 200) & (shifted[:, 1] < 60)).mean() > 0.9

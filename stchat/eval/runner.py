@@ -212,11 +212,11 @@ class Engine:
     """Loads the model once and answers one :class:`Sample` at a time (the official inference path)."""
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
-                 decoding: Decoding | None = None) -> None:
+                 decoding: Decoding | None = None, adapter: str | None = None) -> None:
         from stchat.model.loading import load_model
 
         t0 = time.perf_counter()
-        self.model, self.tokenizer = load_model(model, device=device, dtype=dtype)
+        self.model, self.tokenizer = load_model(model, device=device, dtype=dtype, adapter=adapter)
         self.load_s = time.perf_counter() - t0
         self.decoding = decoding or Decoding()
 
@@ -286,7 +286,8 @@ def load_samples(entry: Any, *, seed: int = 0, limit: int | None = None) -> list
     """
     from stchat.eval import datasets
 
-    items = datasets.load_benchmark(entry.task_kind, entry.ann_path, entry.data_folder, seed=seed, first=limit)
+    items = datasets.load_benchmark(entry.task_kind, entry.ann_path, entry.data_folder, seed=seed,
+                                    first=limit)
     out = []
     for item in items:
         rec = dict(item.record)
@@ -346,6 +347,9 @@ def add_run_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
+    p.add_argument("--adapter", default=None,
+                   help="fine-tuning output directory (stchat train) to apply; results go to sub-dir "
+                        "'<sub-dir>/adapter-<name>' unless --sub-dir is given")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -380,12 +384,17 @@ def run_from_args(
     if args.limit is not None and args.limit < 1:
         raise RunError("--limit must be at least 1")
     model = args.model or default_model_source()
-    sub_dir = args.sub_dir if not sub_dir_suffix else f"{args.sub_dir}/{sub_dir_suffix}"
+    sub_dir = args.sub_dir
+    if getattr(args, "adapter", None) and sub_dir == "default":
+        sub_dir = f"default/adapter-{Path(args.adapter).resolve().name}"  # never mix with base results
+    if sub_dir_suffix:
+        sub_dir = f"{sub_dir}/{sub_dir_suffix}"
     info = dist_mod.dist_info()
     joined = dist_mod.init_process_group(info)
     try:
         engine = Engine(model, device=_device_for(info, args.device), dtype=args.dtype,
-                        decoding=_decoding_from_args(args, override))
+                        decoding=_decoding_from_args(args, override),
+                        adapter=getattr(args, "adapter", None))
         finals = []
         for e in entries:
             final = result_path(args.save_dir, model, sub_dir, e.task, e.dataset, e.name)

@@ -354,7 +354,12 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
     def _project_and_lape(
         self, pixel_values: torch.Tensor, modality: str, tables: Mapping[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        tower = self.model.vision_tower(pixel_values)
+        return self.project_and_lape(self.model.vision_tower(pixel_values), modality, tables)
+
+    def project_and_lape(
+        self, tower: torch.Tensor, modality: str, tables: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """SigLIP features (T, 729, Dv) -> projector -> + LAPE (Q10: the projector runs before LAPE)."""
         proj = self.model.mm_projector(tower.to(self.model.mm_projector[0].weight.dtype))
         t, hw, c = proj.shape
         side = math.isqrt(hw)

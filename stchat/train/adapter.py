@@ -69,8 +69,11 @@ def apply_adapter(model, adapter_dir: str | Path, merge: bool = True):
     ``LlavaSTForCausalLM`` again; with ``merge=False`` a peft model is returned (to continue training).
     """
     d = Path(adapter_dir)
-    if not (d / META_FILE).is_file():
-        raise ModelLoadError(f"{d} is not a stchat adapter directory ({META_FILE} missing)")
+    # A stchat adapter (META_FILE) or a plain peft LoRA directory (adapter_config.json) made elsewhere.
+    if not ((d / META_FILE).is_file() or (d / "adapter_config.json").is_file()):
+        raise ModelLoadError(
+            f"{d} is not an adapter directory (neither {META_FILE} nor adapter_config.json is there)"
+        )
     if (d / "adapter_config.json").is_file():
         from peft import PeftModel
 

@@ -293,21 +293,27 @@ def run_model(
     if mode not in MODES:
         raise PromptError(f"unknown mode {mode!r}")
     split = parse_frame_range(frame_range)
-    span_s = parse_time_span(time_span)
+    span_s = parse_time_span(time_span) if mode == GROUNDING else None  # Describe asks about the whole range
     progress(0.02, "Checking the video")
     info = check_video(video, split)
-    span = span_fraction(str(video), info, split, span_s) if span_s is not None else None
+    span: tuple[float, float] | None = None  # the question's span, as time fractions of the range
+    span_arg: tuple[float, float] | None = None  # ... when the question is built from the template
     if mode == GROUNDING and task in SPAN_TASKS:
         typed = _DEMO_SPAN.search(query or "")
-        if span is None and typed is not None:  # the official demo syntax typed into the question
-            span = (float(typed.group(1)), float(typed.group(2)))
-        elif span is None:
-            raise PromptError(f"task {task} is about a time span: fill in “Time span” under Advanced options")
-        elif typed is not None:
+        if typed is not None and span_s is not None:
             raise PromptError("give the time span once: either in the question or under Advanced options")
-    if mode == GROUNDING and task == "tr":
-        query = ""  # TR asks a fixed question about the span (processing.tasks.task_query)
+        if typed is not None:  # the official demo syntax typed into the question: sent verbatim
+            span = (float(typed.group(1)), float(typed.group(2)))
+            query = check_query(query)
+        elif span_s is not None:
+            span = span_arg = span_fraction(str(video), info, split, span_s)
+            # TR asks a fixed question about the span (stchat.processing.tasks.task_query).
+            query = "" if task == "tr" else check_query(query)
+        else:
+            raise PromptError(f"task {task} is about a time span: fill in “Time span” under Advanced options")
     else:
+        if span_s is not None:
+            raise PromptError(f"a time span is only used by tasks svg and tr; clear it for {task}")
         query = check_query(query)
     if decoding not in DECODINGS:
         raise PromptError(f"unknown decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
@@ -334,9 +340,8 @@ def run_model(
         progress(1.0, "Done")
         return RunResult(status=f"{OK} Answered.", raw_answer=text, normalised_answer=text)
 
-    typed_span = task in SPAN_TASKS and _DEMO_SPAN.search(query) is not None
     result = chat.ground(str(video), query, task=task, split=split, max_new_tokens=max_new_tokens,
-                         decoding=decoding, on_token=on_token, span=None if typed_span else span)
+                         decoding=decoding, on_token=on_token, span=span_arg)
     parsed: ParsedAnswer = result.parsed
     raw = result.raw_text
     normalised = result.normalized_text

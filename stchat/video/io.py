@@ -35,6 +35,10 @@ from stchat.errors import VideoError
 _IMAGE_FORMATS = {"image2", "mjpeg", "apng", "webp"}
 
 
+# Decode forward instead of seeking when the next keyframe is at most this many frames ahead.
+_RESUME_FRAMES = 48
+
+
 @dataclass(frozen=True)
 class VideoLimits:
     """What we agree to read; anything larger is refused with a clear :class:`VideoError`."""
@@ -357,14 +361,28 @@ def read_frames(
     path: str | os.PathLike[str], indices: Sequence[int], limits: VideoLimits = DEFAULT_LIMITS
 ) -> np.ndarray:
     """Frames at ``indices`` (any order, repeats allowed): ``(T, H, W, 3)`` uint8 RGB, as displayed."""
-    got = dict(iter_frames(path, indices, limits=limits))
-    if not got:
+    order = [int(i) for i in indices]
+    if not order:
         raise _fail(Path(path), "no frame indices requested")
-    return np.stack([got[int(i)] for i in indices])
+    slots: dict[int, list[int]] = {}
+    for pos, i in enumerate(order):
+        slots.setdefault(i, []).append(pos)
+    out: np.ndarray | None = None
+    # Fill one preallocated array: stacking 100 separate 720p frames afterwards costs a second copy.
+    for i, rgb in iter_frames(path, order, limits=limits):
+        if out is None:
+            out = np.empty((len(order), *rgb.shape), dtype=np.uint8)
+        out[slots[i]] = rgb
+    assert out is not None
+    return out
 
 
 class _SeekingDecoder:
-    """Decode forward from the last keyframe at or before each wanted frame, matched on exact pts."""
+    """Decode forward from the last keyframe at or before each wanted frame, matched on exact pts.
+
+    Consecutive wanted frames in one GOP are read in one forward pass; only a wanted frame past the next
+    keyframe triggers a seek. Frames are converted to RGB only when wanted.
+    """
 
     def __init__(self, path: Path, idx: _Index) -> None:
         self._path = path
@@ -374,7 +392,6 @@ class _SeekingDecoder:
         self._stream.thread_type = "AUTO"
         self._frames: Iterator[av.VideoFrame] | None = None
         self._last_pts: int | None = None  # pts of the last frame the decoder produced
-        self._key_used: int | None = None  # keyframe pts we last started from
 
     def __enter__(self) -> _SeekingDecoder:
         return self
@@ -392,6 +409,12 @@ class _SeekingDecoder:
         self._frames = self._container.decode(self._stream)
         self._last_pts = None
 
+    def _near(self, last_pts: int, key_pts: int) -> bool:
+        """Decoding on to a keyframe a few frames ahead beats a seek (which flushes the decoder threads)."""
+        pts = self._idx.pts
+        gap = int(np.searchsorted(pts, key_pts)) - int(np.searchsorted(pts, last_pts))
+        return gap <= _RESUME_FRAMES
+
     def get(self, i: int) -> av.VideoFrame:
         target = int(self._idx.pts[i])
         key_pos = int(np.searchsorted(self._idx.key_pts, target, side="right")) - 1
@@ -400,13 +423,14 @@ class _SeekingDecoder:
             self._frames is not None
             and self._last_pts is not None
             and self._last_pts < target
-            and (key_pts is None or self._last_pts >= key_pts)
+            and (key_pts is None or self._last_pts >= key_pts or self._near(self._last_pts, key_pts))
         )
         if not resume:
             self._seek(key_pos)
         frame = self._decode_until(target)
-        if frame is None and key_pos >= 0:
-            self._seek(-1)  # the index lied (landed after the frame): decode from the very start
+        if frame is None:
+            # The index lied (a seek landed after the frame): decode from the very start.
+            self._seek(-1)
             frame = self._decode_until(target)
         if frame is None:
             raise _fail(self._path, f"frame {i} cannot be decoded (damaged or truncated file)")

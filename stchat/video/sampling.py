@@ -27,7 +27,9 @@ def resolve_split(num_frames_in_video: int, split: Sequence[int] | None) -> tupl
     if first < 0 or last < first:
         raise ValueError(f"invalid frame range [{first}, {last}]: need 0 <= first <= last")
     if last > num_frames_in_video - 1:
-        raise ValueError(f"frame range [{first}, {last}] ends past the last frame ({num_frames_in_video - 1})")
+        raise ValueError(
+            f"frame range [{first}, {last}] ends past the last frame ({num_frames_in_video - 1})"
+        )
     return first, last
 
 
