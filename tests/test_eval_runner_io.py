@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stchat.eval import distributed as D
-from stchat.eval.runner import ResultWriter, done_ids, repair_tail, result_path
+from stchat.eval.results import ResultFileError, result_path
+from stchat.eval.runner import ResultWriter, done_ids, repair_tail
 
 
 def _lines(path: Path) -> list[dict]:
@@ -17,8 +19,13 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_result_path_is_official_layout(tmp_path: Path) -> None:
-    p = result_path(tmp_path, "appletea2333/LLaVA-ST-Qwen2-7B/", "debug", "st-align", "vidstg", "stvg")
+    p = result_path(tmp_path, "appletea2333/LLaVA-ST-Qwen2-7B/", "debug", "stvg")
     assert p == tmp_path / "LLaVA-ST-Qwen2-7B" / "debug" / "st-align" / "vidstg" / "stvg.json"
+    # a custom name gives its own task and dataset levels; an unknown name without them is refused
+    p = result_path(tmp_path, "m", "s", "my_rec", task="rec", dataset="refcoco")
+    assert p == tmp_path / "m" / "s" / "rec" / "refcoco" / "my_rec.json"
+    with pytest.raises(ResultFileError):
+        result_path(tmp_path, "m", "s", "my_rec")
 
 
 def test_repair_tail_cuts_torn_line_only(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ every record except its ``timing`` (wall-clock times differ run to run).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from stchat.eval import distributed as D
 from stchat.eval.synthetic_bench import make_synthetic_benchmark
@@ -54,10 +56,18 @@ def bench(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> Path
 
 @pytest.fixture(scope="module")
 def reference(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """An uninterrupted single-process run."""
+    """An uninterrupted single-process run, in this process: the worker's own code path (``run_once``)
+    with its thread setting, without paying a second interpreter start and model import."""
+    spec = importlib.util.spec_from_file_location("stchat_kill_worker", WORKER)
+    assert spec is not None and spec.loader is not None
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
     final = tmp_path_factory.mktemp("ref") / "stvg.json"
-    subprocess.run([sys.executable, str(WORKER), str(bench), str(final), str(N_SAMPLES), str(MAX_NEW)],
-                   check=True, cwd=REPO, timeout=400)
+    threads = torch.get_num_threads()
+    try:
+        worker.run_once(bench, final, N_SAMPLES, MAX_NEW)
+    finally:
+        torch.set_num_threads(threads)
     recs = _records(final)
     assert [r["id"] for r in recs] == [str(i) for i in range(N_SAMPLES)]
     return recs

@@ -37,13 +37,13 @@ def stvg_samples(bench: Path, n: int) -> list:
     return out
 
 
-def main(argv: list[str]) -> int:
+def run_once(bench: Path, final: Path, n: int, max_new: int) -> None:
+    """One process's share of the run (all of it when not launched by torchrun)."""
     import torch
 
     from stchat.eval import distributed as D
     from stchat.eval.runner import Decoding, Engine, run_distributed
 
-    bench, final, n, max_new = Path(argv[0]), Path(argv[1]), int(argv[2]), int(argv[3])
     torch.set_num_threads(1)  # two ranks share two cores; also makes every run use the same kernels
     info = D.dist_info()
     joined = D.init_process_group(info)
@@ -54,6 +54,10 @@ def main(argv: list[str]) -> int:
     finally:
         if joined:
             D.destroy_process_group()
+
+
+def main(argv: list[str]) -> int:
+    run_once(Path(argv[0]), Path(argv[1]), int(argv[2]), int(argv[3]))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``stchat eval``: benchmark sub-commands (``score`` now; ``run``, ``report``, ``sweep`` plug in here)."""
+"""``stchat eval``: benchmark sub-commands (``score`` here; run, report, sweep, make-synthetic plug in)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 
 from stchat.errors import StchatError
 
-# Modules of ``stchat.eval`` exposing ``register(eval_subparsers)`` (run, report, sweep), in help order.
-PLUGIN_MODULES = ("runner", "report", "sweep")
+# Modules of ``stchat.eval`` exposing ``register(eval_subparsers)`` (run, report, sweep, make-synthetic),
+# in help order.
+PLUGIN_MODULES = ("runner", "report", "sweep", "synthetic_bench")
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     summary = train(cfg)
+    if not summary.get("main_process", True):
+        return 0  # under torchrun / accelerate launch only the main process reports
     if summary["losses"]:
         losses = summary["losses"]
         print(f"trained {summary['steps']}/{summary['total_steps']} steps; loss {losses[0]:.4f} -> "

@@ -114,8 +114,10 @@ def read_jsonl(path: Path) -> list[dict]:
 def merge_parts(final: Path, order: Sequence[str], sources: Iterable[Path] | None = None) -> int:
     """Fold the part files into ``final`` (dataset order, one record per id); returns the record count.
 
-    ``order`` lists every sample id in dataset order; ids found nowhere are simply absent (a partial merge
-    is still consistent). The final file is replaced atomically, then the parts are deleted, so a kill at
+    ``order`` lists every sample id of this run in dataset order; ids found nowhere are simply absent (a
+    partial merge is still consistent). Records whose id is not in ``order`` -- samples of an earlier run
+    over a different subset -- are kept, after the ordered ones, in the order they were found: a merge
+    never deletes results. The final file is replaced atomically, then the parts are deleted, so a kill at
     any point leaves either the old or the new final file plus parts whose ids it de-duplicates.
     """
     parts = list(sources) if sources is not None else existing_parts(final)
@@ -125,6 +127,7 @@ def merge_parts(final: Path, order: Sequence[str], sources: Iterable[Path] | Non
             by_id.setdefault(str(rec.get("id")), rec)
     rank_of = {sid: i for i, sid in enumerate(order)}
     ids = sorted((sid for sid in by_id if sid in rank_of), key=rank_of.__getitem__)
+    ids += [sid for sid in by_id if sid not in rank_of]
     tmp = final.with_name(final.name + ".merge-tmp")
     with open(tmp, "wb") as f:
         for sid in ids:

@@ -94,12 +94,13 @@ def sweep_figure(
     cv: Mapping[str, float | None],
     path: Path,
     param: str = "temperature",
+    note: str | None = None,
 ) -> Path:
     """The 4-panel stability figure of a decoding sweep.
 
     (a) main metrics per setting; (b) accuracy vs IoU threshold per setting (tIoU solid, sIoU dashed);
     (c) joint accuracy heatmap, thresholds x settings; (d) coefficient of variation of each metric
-    across the settings.
+    across the settings. ``note`` is printed under the title (e.g. where the answers came from).
     """
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     x = np.arange(len(settings))
@@ -123,7 +124,14 @@ def sweep_figure(
             ax.plot(thresholds, curves["siou"], color=color, ls="--", label=f"{ticks_text[i]} sIoU")
     ax.set(xlabel="IoU threshold", ylabel="accuracy", title="(b) accuracy vs IoU threshold", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, title=param, title_fontsize=7, loc="upper right")
+    # One legend entry per setting (colour) plus two for the line style: a curve-by-curve legend grows
+    # with the sweep and ends up covering the curves.
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=cmap(i / max(1, len(settings) - 1)), label=ticks_text[i])
+               for i in range(len(settings))]
+    handles += [Line2D([], [], color="0.3", label="tIoU"), Line2D([], [], color="0.3", ls="--", label="sIoU")]
+    ax.legend(handles=handles, fontsize=7, title=param, title_fontsize=7, loc="best", framealpha=0.85)
 
     ax = axes[1][0]
     im = ax.imshow(joint_grid, aspect="auto", origin="lower", vmin=0, vmax=1, cmap="magma")
@@ -149,6 +157,6 @@ def sweep_figure(
                 ha="center", va="bottom", fontsize=8)
     ax.set(ylabel="std / mean across settings", title="(d) coefficient of variation per metric")
     ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"Decoding stability study: {param}", fontsize=12)
+    fig.suptitle(f"Decoding stability study: {param}" + (f"\n{note}" if note else ""), fontsize=12)
     fig.tight_layout()
     return _save(fig, path)

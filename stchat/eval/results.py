@@ -58,13 +58,30 @@ class LoadedResults:
         return out
 
 
-def result_path(save_dir: str | os.PathLike[str], model: str, sub_dir: str, name: str) -> Path:
-    """Where the official inference writes the results of benchmark ``name`` (an official ``--all_name``)."""
-    if name not in BENCHMARKS:
-        raise ResultFileError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-    task, dataset = BENCHMARKS[name]
-    # The official code uses ``model_path.split("/")[-1]``: a path ending in "/" gives an empty name.
-    return Path(save_dir) / model.rstrip("/").split("/")[-1] / sub_dir / task / dataset / f"{name}.json"
+def result_path(
+    save_dir: str | os.PathLike[str],
+    model: str,
+    sub_dir: str,
+    name: str,
+    task: str | None = None,
+    dataset: str | None = None,
+) -> Path:
+    """Where results of benchmark ``name`` go: ``<save_dir>/<model>/<sub_dir>/<task>/<dataset>/<name>.json``.
+
+    For an official ``--all_name`` the task and dataset levels come from the official table
+    (:data:`BENCHMARKS`); any other name (a custom annotation file) must give both. One function serves
+    the scorer's tests and ``stchat eval run``, so both agree on the layout by construction.
+    """
+    if task is None or dataset is None:
+        if name not in BENCHMARKS:
+            raise ResultFileError(
+                f"unknown benchmark {name!r} (give its task and dataset); known: {', '.join(BENCHMARKS)}"
+            )
+        task, dataset = task or BENCHMARKS[name][0], dataset or BENCHMARKS[name][1]
+    # The official code uses ``model_path.split("/")[-1]``, which gives an empty level for a path ending in
+    # "/"; we strip the slash first so "ckpt/" and "ckpt" share one result folder.
+    model_name = str(model).rstrip("/").split("/")[-1]
+    return Path(save_dir) / model_name / sub_dir / task / dataset / f"{name}.json"
 
 
 def _jsonable(value: Any) -> Any:

@@ -38,12 +38,6 @@ class RunError(StchatError):
 
 
 # ------------------------------------------------------------------------------------------ result file
-def result_path(save_dir: str | Path, model: str, sub_dir: str, task: str, dataset: str, name: str) -> Path:
-    """Official result location: ``<save_dir>/<basename(model)>/<sub_dir>/<task>/<dataset>/<name>.json``."""
-    model_name = str(model).rstrip("/").split("/")[-1]
-    return Path(save_dir) / model_name / sub_dir / task / dataset / f"{name}.json"
-
-
 def repair_tail(path: Path) -> int:
     """Cut a torn last line (no trailing newline, or not valid JSON) off ``path``; returns bytes removed."""
     if not path.is_file():
@@ -278,16 +272,29 @@ def _load_media(sample: Sample) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ benchmarks
-def load_samples(entry: Any, *, seed: int = 0, limit: int | None = None) -> list[Sample]:
-    """The samples of one benchmark entry, built by the official-format dataset readers.
+@dataclass(frozen=True)
+class Subset:
+    """Which items of each benchmark file to run, and how prompt phrases are drawn.
 
-    Prompts are the official dataset classes' prompts (``stchat.eval.datasets``) with their random
-    phrase choice seeded per sample (Q17/Q18), so every rank and every resume sees the same prompt.
+    ``first``/``random_n`` select items by their position in the file (after the official 2000-item cut of
+    ST-Align, Q17); the position is the sample id, so a subset resumes into, and merges with, any other
+    run of the same file. ``seed=None`` draws phrases from the unseeded module ``random`` as the official
+    classes do (Q17/Q18); an integer gives every item its own phrase RNG (see ``stchat.eval.datasets``).
     """
+
+    first: int | None = None
+    random_n: int | None = None
+    subset_seed: int = 0
+    seed: int | None = 0
+
+
+def load_samples(entry: Any, subset: Subset | None = None) -> list[Sample]:
+    """The samples of one benchmark entry, built by the official-format dataset readers."""
     from stchat.eval import datasets
 
-    items = datasets.load_benchmark(entry.task_kind, entry.ann_path, entry.data_folder, seed=seed,
-                                    first=limit)
+    sub = subset or Subset()
+    items = datasets.load_benchmark(entry.task_kind, entry.ann_path, entry.data_folder, seed=sub.seed,
+                                    first=sub.first, random_n=sub.random_n, subset_seed=sub.subset_seed)
     out = []
     for item in items:
         rec = dict(item.record)
@@ -297,17 +304,27 @@ def load_samples(entry: Any, *, seed: int = 0, limit: int | None = None) -> list
     return out
 
 
+def check_media(name: str, samples: Sequence[Sample]) -> None:
+    """Fail before the model loads when media files are missing.
+
+    The official loop swaps a failing item for the next one (Q19), which silently changes the benchmark;
+    we stop instead, naming how many files are missing and the first one.
+    """
+    missing = sorted({s.media_path for s in samples if not os.path.isfile(s.media_path)})
+    if missing:
+        raise RunError(f"{name}: {len(missing)} media file(s) not found, e.g. {missing[0]}")
+
+
 def run_entry(
     entry: Any,
     infer: Callable[[Sample], dict],
     final: Path,
     *,
-    seed: int = 0,
-    limit: int | None = None,
+    subset: Subset | None = None,
     progress: bool = True,
 ) -> RunStats:
     """Run one benchmark entry on this process's shard; with several ranks, merge when all are done."""
-    samples = load_samples(entry, seed=seed, limit=limit)
+    samples = load_samples(entry, subset)
     return run_distributed(samples, infer, final, progress=progress, desc=entry.name)
 
 
@@ -332,16 +349,47 @@ def run_distributed(
 
 def add_run_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     """Arguments shared by ``eval run`` and ``eval sweep``."""
-    p.add_argument("--benchmark", required=True,
-                   help="benchmark manifest (benchmark.json, as written by the synthetic benchmark maker)")
-    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these entries")
+    from stchat.eval.sources import KIND_LAYOUT, OFFICIAL_FILES
+
+    src = p.add_argument_group("benchmark (choose one of --benchmark, --official-root, --annotations)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--official-root", metavar="DIR",
+                     help="the official data/benchmarks folder (st-align/, charades/, refcoco/ with their "
+                          "sources/); the repository root or data/ are accepted too")
+    one.add_argument("--annotations", metavar="FILE", help="one annotation file in an official format")
+    one.add_argument("--benchmark", metavar="JSON",
+                     help="benchmark manifest (benchmark.json, as written by 'stchat eval make-synthetic')")
+    src.add_argument("--names", nargs="+", default=None, metavar="NAME",
+                     help="with --official-root: official --all_name values to run (default: every one whose "
+                          f"annotation file exists): {' '.join(OFFICIAL_FILES)}")
+    src.add_argument("--task", choices=list(KIND_LAYOUT), default=None,
+                     help="with --annotations: what the file holds (stvg/svg/elc: ST-Align, "
+                          "tvg: Charades-STA, rec: RefCOCO)")
+    src.add_argument("--media-root", metavar="DIR", default=None,
+                     help="with --annotations: folder the file's video/image paths are relative to")
+    src.add_argument("--name", default=None,
+                     help="with --annotations: result file name (default: the annotation file's stem)")
+    src.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                     help="with --benchmark: run only these entries")
+    sub = p.add_argument_group("samples and prompts")
+    pick = sub.add_mutually_exclusive_group()
+    pick.add_argument("--first", "--limit", dest="first", type=int, default=None, metavar="N",
+                      help="the first N samples of every benchmark file. ST-Align files are always cut to "
+                           "their first 2000 items first, as the official reader does (Q17): the paper's "
+                           "ST-Align numbers are those 2000")
+    pick.add_argument("--random", dest="random_n", type=int, default=None, metavar="N",
+                      help="N samples drawn at random (without replacement) from every file; "
+                           "see --subset-seed")
+    sub.add_argument("--subset-seed", type=int, default=0, help="seed of --random (default 0)")
+    sub.add_argument("--seed", type=int, default=0,
+                     help="seeds each sample's prompt phrase choice and sampling (default 0)")
+    sub.add_argument("--official-unseeded", action="store_true",
+                     help="draw prompt phrases from Python's unseeded 'random' like the official readers "
+                          "(Q17/Q18): prompts then change from run to run; --seed still seeds sampling")
     p.add_argument("--model", default=None,
                    help="checkpoint dir or hub id (default: $STCHAT_MODEL or the public id)")
     p.add_argument("--save-dir", default="./eval_outputs", help="root of the official result layout")
     p.add_argument("--sub-dir", default="default", help="official sub_dir level of the result layout")
-    p.add_argument("--limit", type=int, default=None, help="first N samples of every entry")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds the prompt phrase choice and sampling per sample")
     p.add_argument("--decoding", choices=("greedy", "official"), default="greedy",
                    help="greedy (reproducible) or the official near-greedy sampling (Q22)")
     p.add_argument("--max-new-tokens", type=int, default=1024)
@@ -351,6 +399,35 @@ def add_run_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
                    help="fine-tuning output directory (stchat train) to apply; results go to sub-dir "
                         "'<sub-dir>/adapter-<name>' unless --sub-dir is given")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def entries_from_args(args: argparse.Namespace) -> list[Any]:
+    """The benchmark entries named on the command line (one of the three forms), checked to exist."""
+    from stchat.eval import sources
+
+    flags = ("names", "task", "media-root", "name", "only")
+    given = {k: getattr(args, k.replace("-", "_"), None) for k in flags}
+    allowed = {"official_root": {"names"}, "annotations": {"task", "media-root", "name"},
+               "benchmark": {"only"}}
+    form = next(f for f in allowed if getattr(args, f, None) is not None)
+    stray = sorted(k for k, v in given.items() if v is not None and k not in allowed[form])
+    if stray:
+        raise RunError(f"--{stray[0]} does not apply to --{form.replace('_', '-')}")
+    if form == "official_root":
+        return sources.official_entries(args.official_root, args.names)
+    if form == "annotations":
+        if args.task is None or args.media_root is None:
+            raise RunError("--annotations needs --task and --media-root")
+        return [sources.file_entry(args.annotations, args.task, args.media_root, args.name)]
+    return sources.select(sources.load_manifest(args.benchmark), args.only)
+
+
+def subset_from_args(args: argparse.Namespace) -> Subset:
+    for flag, n in (("--first", args.first), ("--random", args.random_n)):
+        if n is not None and n < 1:
+            raise RunError(f"{flag} must be at least 1")
+    return Subset(first=args.first, random_n=args.random_n, subset_seed=args.subset_seed,
+                  seed=None if args.official_unseeded else args.seed)
 
 
 def _decoding_from_args(args: argparse.Namespace, override: dict | None) -> Decoding:
@@ -370,19 +447,21 @@ def run_from_args(
     override: dict | None = None,
     sub_dir_suffix: str | None = None,
     score: bool = False,
+    engines: dict[tuple, Engine] | None = None,
 ) -> list:
-    """Run every selected entry (resumably); with ``score``, return the merged results' sample scores."""
-    from stchat.eval.synthetic_bench import load_manifest
+    """Run every selected entry (resumably); with ``score``, return this run's samples' scores.
+
+    Annotations, media files and result paths are all checked before the model is loaded, so a typo
+    fails in a second rather than after the load. ``engines`` (a dict the caller keeps) lets repeated
+    calls -- one per sweep setting -- share one loaded model: only its decoding settings change.
+    """
+    from stchat.eval.results import result_path
+    from stchat.eval.sources import check_routing
     from stchat.model.loading import default_model_source
 
-    entries = load_manifest(args.benchmark)
-    if args.only:
-        unknown = sorted(set(args.only) - {e.name for e in entries})
-        if unknown:
-            raise RunError(f"not in the benchmark: {', '.join(unknown)}")
-        entries = [e for e in entries if e.name in args.only]
-    if args.limit is not None and args.limit < 1:
-        raise RunError("--limit must be at least 1")
+    entries = entries_from_args(args)
+    subset = subset_from_args(args)
+    decoding = _decoding_from_args(args, override)
     model = args.model or default_model_source()
     sub_dir = args.sub_dir
     if getattr(args, "adapter", None) and sub_dir == "default":
@@ -390,17 +469,26 @@ def run_from_args(
     if sub_dir_suffix:
         sub_dir = f"{sub_dir}/{sub_dir_suffix}"
     info = dist_mod.dist_info()
+    plan = []
+    for e in entries:
+        final = result_path(args.save_dir, model, sub_dir, e.name, e.task, e.dataset)
+        warning = check_routing(e, final, args.save_dir)
+        if warning and info.is_main:
+            print(f"stchat: warning: {warning}", file=sys.stderr)
+        samples = load_samples(e, subset)
+        check_media(e.name, samples)
+        plan.append((e, final, samples))
     joined = dist_mod.init_process_group(info)
     try:
-        engine = Engine(model, device=_device_for(info, args.device), dtype=args.dtype,
-                        decoding=_decoding_from_args(args, override),
-                        adapter=getattr(args, "adapter", None))
-        finals = []
-        for e in entries:
-            final = result_path(args.save_dir, model, sub_dir, e.task, e.dataset, e.name)
-            stats = run_entry(e, engine, final, seed=args.seed, limit=args.limit,
-                              progress=not args.no_progress)
-            finals.append(final)
+        key = (model, _device_for(info, args.device), args.dtype, getattr(args, "adapter", None))
+        engine = (engines or {}).get(key)
+        if engine is None:
+            engine = Engine(model, device=key[1], dtype=args.dtype, decoding=decoding, adapter=key[3])
+            if engines is not None:
+                engines[key] = engine
+        engine.decoding = decoding
+        for e, final, samples in plan:
+            stats = run_distributed(samples, engine, final, progress=not args.no_progress, desc=e.name)
             if info.is_main:
                 print(f"{e.name}: {stats.written} new, {stats.skipped} already done -> {final}",
                       file=sys.stderr)
@@ -411,8 +499,14 @@ def run_from_args(
         return []
     from stchat.eval.report import scored_samples
 
-    _, per = scored_samples(finals[0].parents[2], captions=False)
-    return [s for name in (e.name for e in entries) for s in per.get(name, [])]
+    # Every entry shares <save_dir>/<model>/<sub_dir>; score it and keep exactly this run's samples (a
+    # result file may also hold samples of an earlier, different subset).
+    _, per = scored_samples(plan[0][1].parents[2], captions=False)
+    out = []
+    for e, _, samples in plan:
+        ids = {s.sample_id for s in samples}
+        out += [s for s in per.get(e.name, []) if s.sample_id in ids]
+    return out
 
 
 def _device_for(info: dist_mod.DistInfo, device: str | None) -> str | None:
@@ -441,17 +535,18 @@ def _handle_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stchat.eval.runner {run,report,sweep} ...``: the same sub-commands as ``stchat eval``.
+    """``python -m stchat.eval.runner {run,report,sweep,make-synthetic} ...``: as ``stchat eval``.
 
     Useful as a launcher target (``torchrun -m stchat.eval.runner run ...``) independent of the CLI wiring.
     """
-    from stchat.eval import report, sweep
+    from stchat.eval import report, sweep, synthetic_bench
 
     parser = argparse.ArgumentParser(prog="python -m stchat.eval.runner")
     sub = parser.add_subparsers(dest="eval_command", required=True)
     register(sub)
     report.register(sub)
     sweep.register(sub)
+    synthetic_bench.register(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)

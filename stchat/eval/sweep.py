@@ -119,13 +119,13 @@ def summarise_sweep(
                         [len(per_setting[s]) for s in settings])
 
 
-def write_sweep_outputs(summary: SweepSummary, out_dir: Path) -> dict[str, Path]:
+def write_sweep_outputs(summary: SweepSummary, out_dir: Path, note: str | None = None) -> dict[str, Path]:
     """The figure and the table behind it: sweep.png, sweep.md, sweep.json, sweep.csv."""
     from stchat.eval.plots import sweep_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     png = sweep_figure(summary.settings, summary.main, summary.thresholds, summary.acc_curves,
-                       summary.joint_grid, summary.cv, out_dir / "sweep.png", param=summary.param)
+                       summary.joint_grid, summary.cv, out_dir / "sweep.png", param=summary.param, note=note)
     (out_dir / "sweep.json").write_text(json.dumps(summary.as_json(), indent=1))
     metrics = list(summary.main)
     with open(out_dir / "sweep.csv", "w", newline="") as f:
@@ -178,9 +178,11 @@ def _handle(args: argparse.Namespace) -> int:
 
     values = parse_values(args.param, args.values)
     per_setting: dict[str, list[SampleScore]] = {}
+    engines: dict = {}  # the model is loaded once for all settings
     for v in values:
         label = setting_label(args.param, v)
-        scores = run_from_args(args, override={args.param: v}, sub_dir_suffix=label, score=True)
+        scores = run_from_args(args, override={args.param: v}, sub_dir_suffix=label, score=True,
+                               engines=engines)
         per_setting[label] = scores
     out = Path(args.out) if args.out else Path(args.save_dir) / "sweep"
     summary = summarise_sweep(args.param, per_setting)

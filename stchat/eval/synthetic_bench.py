@@ -20,13 +20,17 @@ path, computed from its track.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 from stchat.errors import StchatError
+from stchat.eval.sources import BenchEntry, load_manifest
+
+__all__ = ["BenchEntry", "SyntheticBenchError", "load_manifest", "make_synthetic_benchmark", "register"]
 
 ST_TASKS = ("stvg", "svg", "elc")
 VARIANTS = ("full", "tight", "start")
@@ -37,19 +41,6 @@ _SCENE = (
     " moves across the picture for part of the time. Other shapes may stay still in a corner."
     " Please look carefully at every part of the video before answering the question."
 )
-
-
-@dataclass(frozen=True)
-class BenchEntry:
-    """One benchmark file of the manifest: what ``stchat eval run`` needs to run it."""
-
-    name: str  # official ``all_name`` (result file stem)
-    task: str  # official result-path task: "st-align" | "tvg"
-    dataset: str  # official result-path dataset: "vidstg" | "charades_sta"
-    task_kind: str  # stvg | svg | elc | tvg
-    ann_path: str
-    data_folder: str
-    num_samples: int
 
 
 class SyntheticBenchError(StchatError):
@@ -244,17 +235,59 @@ def make_synthetic_benchmark(
                 num_samples=len(items),
             )
         )
-    (out / "benchmark.json").write_text(json.dumps([e.__dict__ for e in entries], indent=1))
+    # Paths in the manifest are relative to its folder, so the benchmark folder can be moved or mounted
+    # elsewhere (load_manifest resolves them against the manifest's location).
+    rel = [{**e.__dict__, "ann_path": os.path.relpath(e.ann_path, out),
+            "data_folder": os.path.relpath(e.data_folder, out)} for e in entries]
+    (out / "benchmark.json").write_text(json.dumps(rel, indent=1))
     return entries
 
 
-def load_manifest(path: str | Path) -> list[BenchEntry]:
-    """Read a ``benchmark.json`` manifest (as written by :func:`make_synthetic_benchmark`)."""
-    p = Path(path)
+def default_synthetic_dir() -> Path | None:
+    """``$STCHAT_SYNTHETIC`` or the clips vendored in a source checkout (``tests/fixtures/synthetic``)."""
+    env = os.environ.get("STCHAT_SYNTHETIC")
+    cand = Path(env) if env else Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "synthetic"
+    return cand if cand.is_dir() else None
+
+
+def register(eval_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``stchat eval make-synthetic`` (wired into ``stchat/commands/eval.py``)."""
+    p = eval_subparsers.add_parser(
+        "make-synthetic",
+        help="write a small benchmark with exact ground truth from the synthetic clips (offline demo)",
+        description="Write ST-Align (stvg/svg/elc) and Charades-STA annotation files in the official layout "
+        "(st-align/, charades/ with sources/ media folders) plus a benchmark.json manifest, from the "
+        "synthetic clips whose ground truth is exact. Run it with 'stchat eval run --benchmark "
+        "OUT/benchmark.json' or '--official-root OUT'.",
+    )
+    p.add_argument("--out", required=True, help="folder to write the benchmark into")
+    p.add_argument("--synthetic-dir", default=None,
+                   help="folder of NAME.mp4 + NAME.json clips (default: $STCHAT_SYNTHETIC or the vendored "
+                        "tests/fixtures/synthetic)")
+    p.add_argument("--tasks", nargs="+", default=["stvg", "svg", "elc", "tvg"], choices=[*ST_TASKS, "tvg"])
+    p.add_argument("--clips", nargs="+", default=None, metavar="STEM", help="only these clips (file stems)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--per-task", type=int, default=None, metavar="N", help="keep the first N items per task")
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    syn = Path(args.synthetic_dir) if args.synthetic_dir else default_synthetic_dir()
+    if syn is None or not syn.is_dir():
+        raise SyntheticBenchError(
+            f"synthetic clip folder not found: {syn or '(none)'}; "
+            "pass --synthetic-dir or set STCHAT_SYNTHETIC"
+        )
+    if args.per_task is not None and args.per_task < 1:
+        raise SyntheticBenchError("--per-task must be at least 1")
     try:
-        raw = json.loads(p.read_text())
-        return [BenchEntry(**e) for e in raw]
-    except FileNotFoundError as exc:
-        raise SyntheticBenchError(f"benchmark manifest not found: {p}") from exc
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise SyntheticBenchError(f"not a benchmark manifest: {p} ({exc})") from exc
+        entries = make_synthetic_benchmark(args.out, syn, tasks=tuple(args.tasks),
+                                           clips=tuple(args.clips) if args.clips else None,
+                                           variants=tuple(args.variants), per_task=args.per_task)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise SyntheticBenchError(f"cannot write the benchmark to {args.out}: {reason}") from None
+    for e in entries:
+        print(f"{e.name}: {e.num_samples} samples -> {e.ann_path}", file=sys.stderr)
+    print(Path(args.out) / "benchmark.json")
+    return 0

@@ -6,7 +6,7 @@ together with interpolated coordinate rows -> Qwen2 decoder -> logits over the e
 ``[lm_head; temporal_out; height_out; width_out]`` (width V+300).
 
 Every official quirk the trained weights depend on is reproduced where it lives and cites the
-reference's Q-number (``/work/shared/reference/LLAVA_ST_REFERENCE.md`` §8 and the golden README §10).
+Q-number listed in ``docs/official_quirks.md``.
 State-dict keys are the official ones, so an official ``model.safetensors`` loads with no missing
 and no unexpected keys.
 """

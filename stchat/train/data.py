@@ -21,7 +21,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,11 @@ class TrainRecord:
     variables: dict[str, list[float]]
     split: tuple[int, int] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def media_key(self) -> tuple[str, tuple[int, int] | None]:
+        """Identity of the decoded media: the same file and split give the same pixels."""
+        return (str(self.media), self.split)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -231,6 +236,7 @@ class Example:
     pixel_values: torch.Tensor | None  # (100, 3, 384, 384) video / (1, 3, 384, 384) image
     variables: dict[str, list[float]]
     frame_indices: list[int] | None = None
+    media_key: tuple[str, tuple[int, int] | None] | None = None
 
 
 def encode_record(rec: TrainRecord, tokenizer, max_length: int | None = None
@@ -245,7 +251,8 @@ class TrainDataset(torch.utils.data.Dataset):
     """Lazy dataset: tokenises and loads media per item (frames sampled exactly as at inference)."""
 
     def __init__(self, records: list[TrainRecord], tokenizer, max_length: int | None = 32768,
-                 load_media: bool = True, cache_media: bool = False) -> None:
+                 load_media: bool = True, cache_media: bool = False,
+                 skip_media: Callable[[Hashable], bool] | None = None) -> None:
         self.records = records
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -254,6 +261,9 @@ class TrainDataset(torch.utils.data.Dataset):
         # (a video is 177 MB of fp32 pixels, so not for large sets).
         self.cache_media = cache_media
         self._media: dict[tuple[str, tuple[int, int] | None], tuple] = {}
+        # ``skip_media(key)`` true: the media's tower output is cached (``stchat.train.features``), so
+        # decoding and preprocessing it again would be wasted.
+        self.skip_media = skip_media
 
     def __len__(self) -> int:
         return len(self.records)
@@ -264,8 +274,8 @@ class TrainDataset(torch.utils.data.Dataset):
         rec = self.records[i]
         ids, labels = encode_record(rec, self.tokenizer, self.max_length)
         pixels, frames = None, None
-        if self.load_media:
-            key = (str(rec.media), rec.split)
+        key = rec.media_key
+        if self.load_media and not (self.skip_media is not None and self.skip_media(key)):
             if key in self._media:
                 pixels, frames = self._media[key]
             else:
@@ -273,7 +283,7 @@ class TrainDataset(torch.utils.data.Dataset):
                 if self.cache_media:
                     self._media[key] = (pixels, frames)
         return Example(id=rec.id, input_ids=ids, labels=labels, modality=rec.modality, pixel_values=pixels,
-                       variables=rec.variables, frame_indices=frames)
+                       variables=rec.variables, frame_indices=frames, media_key=key)
 
 
 @dataclass

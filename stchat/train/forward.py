@@ -14,6 +14,7 @@ import torch
 
 from stchat.model.modeling_llava_st import COORD_KINDS
 from stchat.train.data import Batch
+from stchat.train.features import TowerCache, encode_from_tower
 from stchat.train.objective import CoordVocab, LossOutput, coordinate_loss, output_head_weight
 
 
@@ -31,25 +32,32 @@ def unwrap(model):
     return model
 
 
-def batch_inputs_embeds(model, batch: Batch) -> torch.Tensor:
-    """(B, L, C) decoder inputs: each sample's media features and coordinate rows spliced in."""
+def batch_inputs_embeds(model, batch: Batch, tower_cache: TowerCache | None = None) -> torch.Tensor:
+    """(B, L, C) decoder inputs: each sample's media features and coordinate rows spliced in.
+
+    With ``tower_cache`` the frozen SigLIP output is looked up per media item (computed once).
+    """
     base = unwrap(model)
     device = base.model.embed_tokens.weight.device
     dtype = base.model.embed_tokens.weight.dtype
     rows = []
     for b, ex in enumerate(batch.examples):
         feats = None
-        if ex.pixel_values is not None:
+        if tower_cache is not None and (ex.pixel_values is not None or ex.media_key in tower_cache):
+            pixels = ex.pixel_values.to(device=device, dtype=dtype) if ex.pixel_values is not None else None
+            tower_out = tower_cache.tower_output(base, ex.media_key, pixels)
+            feats = encode_from_tower(base, tower_out.to(device=device, dtype=dtype), ex.modality)
+        elif ex.pixel_values is not None:
             feats = base.encode(ex.pixel_values.to(device=device, dtype=dtype), ex.modality)
         rows.append(base.prepare_inputs_embeds(batch.input_ids[b:b + 1].to(device), feats, ex.variables)[0])
     return torch.stack(rows)
 
 
 def training_loss(model, batch: Batch, vocab: CoordVocab, reduction: str = "sum",
-                  return_hidden: bool = False) -> LossOutput:
+                  return_hidden: bool = False, tower_cache: TowerCache | None = None) -> LossOutput:
     """Official training loss of a batch (``reduction="sum"``: sum of per-sample means, Q12)."""
     base = unwrap(model)
-    embeds = batch_inputs_embeds(model, batch)
+    embeds = batch_inputs_embeds(model, batch, tower_cache)
     device = embeds.device
     out = base.model(inputs_embeds=embeds, attention_mask=batch.attention_mask.to(device).long(),
                      use_cache=False)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -36,6 +37,7 @@ import torch
 from stchat.errors import StchatError
 from stchat.train.adapter import LORA_TARGET_REGEX, save_adapter
 from stchat.train.data import TrainDataset, collate, load_records
+from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
 from stchat.train.objective import CoordVocab, TrainDataError
 
@@ -70,6 +72,7 @@ class TrainConfig:
     bf16: bool | None = None  # None: bf16 on CUDA, fp32 on CPU
     gradient_checkpointing: bool = False
     cache_vision_features: bool = True  # SigLIP is frozen and runs under no_grad: its output can be reused
+    vision_cache_mb: int = 4096  # bound of that cache (a 7B-model video is ~168 MB of bf16 tower output)
     cache_media: bool = False  # keep decoded pixels in memory (small sets, many epochs)
     seed: int = 0
     save_steps: int = 200
@@ -185,14 +188,15 @@ def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
 class _LossModule(torch.nn.Module):
     """Wraps the model so that ``accelerate``/DDP sees one module whose forward returns the loss."""
 
-    def __init__(self, model, vocab: CoordVocab, reduction: str) -> None:
+    def __init__(self, model, vocab: CoordVocab, reduction: str, tower_cache: TowerCache | None) -> None:
         super().__init__()
         self.inner = model
         self.vocab = vocab
         self.reduction = reduction
+        self.tower_cache = tower_cache
 
     def forward(self, batch):
-        return training_loss(self.inner, batch, self.vocab, self.reduction)
+        return training_loss(self.inner, batch, self.vocab, self.reduction, tower_cache=self.tower_cache)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,39 +213,6 @@ def global_batches(n: int, global_batch: int, seed: int, epoch: int) -> list[lis
     only when it cannot fill one sample per process (kept otherwise, as a smaller batch)."""
     order = epoch_order(n, seed, epoch)
     return [order[i:i + global_batch] for i in range(0, n, global_batch)]
-
-
-class _FeatureCache:
-    """Memoise the frozen SigLIP tower output per pixel content (``cache_vision_features``).
-
-    The tower runs under ``no_grad`` and is never trained (official tower too), so its output for the
-    same pixels is the same at every step; the key is a hash of the pixel bytes, not an address.
-    """
-
-    def __init__(self, base, max_items: int = 64) -> None:
-        self.tower = base.model.vision_tower
-        self.original = self.tower.forward
-        self.memo: dict[tuple, torch.Tensor] = {}
-        self.max_items = max_items
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        import hashlib
-
-        data = pixel_values.detach().to("cpu").contiguous()
-        digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16).digest()
-        key = (tuple(data.shape), str(data.dtype), digest)
-        if key not in self.memo:
-            if len(self.memo) >= self.max_items:
-                self.memo.pop(next(iter(self.memo)))
-            self.memo[key] = self.original(pixel_values)
-        return self.memo[key]
-
-    def __enter__(self):
-        self.tower.forward = self.forward
-        return self
-
-    def __exit__(self, *exc) -> None:
-        del self.tower.forward
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,6 +257,21 @@ def _plot_curve(log_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
+def _reset_single_process_precision(mixed_precision: str) -> None:
+    """Let a second ``train`` call in the same single process use another precision.
+
+    accelerate keeps one process-wide ``AcceleratorState`` and refuses a different ``mixed_precision``
+    once it exists (a notebook or test session training fp32 then bf16). In a single, non-distributed
+    process nothing else depends on that state, so it is dropped; launched runs are left alone.
+    """
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    if shared and single and str(shared.get("_mixed_precision")) != mixed_precision:
+        AcceleratorState._reset_state()
+
+
 def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     """Run fine-tuning; returns a summary (losses per step, output paths).
 
@@ -297,6 +283,7 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     cfg.validate()
     cuda = torch.cuda.is_available() and (cfg.device is None or str(cfg.device).startswith("cuda"))
     bf16 = cfg.bf16 if cfg.bf16 is not None else cuda
+    _reset_single_process_precision("bf16" if bf16 else "no")
     accelerator = Accelerator(
         mixed_precision="bf16" if bf16 else "no", cpu=not cuda,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
@@ -312,10 +299,11 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     vocab = CoordVocab.from_tokenizer(tokenizer)
     records = load_records(cfg.data, cfg.data_folder, seed=cfg.seed,
                            fmt={"official": "official", "stchat": "stchat"}.get(cfg.data_format, "auto"))
-    dataset = TrainDataset(records, tokenizer, max_length=cfg.max_length, cache_media=cfg.cache_media)
+    cache = TowerCache(cfg.vision_cache_mb << 20) if cfg.cache_vision_features else None
+    dataset = TrainDataset(records, tokenizer, max_length=cfg.max_length, cache_media=cfg.cache_media,
+                           skip_media=cache.__contains__ if cache is not None else None)
     model = set_trainable(model, cfg)
     model.train()
-    base = unwrap(model)
     global_batch = cfg.per_device_batch_size * world
     if len(records) < world:
         raise TrainDataError(f"{len(records)} samples cannot feed {world} processes")
@@ -324,7 +312,7 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, betas=(0.9, 0.999),
                                   eps=1e-8)
     scheduler = make_scheduler(optimizer, cfg, total)
-    wrapper = _LossModule(model, vocab, cfg.reduction)
+    wrapper = _LossModule(model, vocab, cfg.reduction, cache)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     out = Path(cfg.output_dir)
     if accelerator.is_main_process:
@@ -356,11 +344,8 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    cache = _FeatureCache(base) if cfg.cache_vision_features else None
     t_start = time.perf_counter()
     try:
-        if cache:
-            cache.__enter__()
         while step < stop_at:
             epoch, offset = divmod(micro, math.ceil(len(dataset) / global_batch))
             batches = global_batches(len(dataset), global_batch, cfg.seed, epoch)
@@ -397,11 +382,11 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
             if step % cfg.save_steps == 0 or step == stop_at:
                 _save_checkpoint(accelerator, model, optimizer, scheduler, cfg, out, step, micro)
     finally:
-        if cache:
-            cache.__exit__()
         if bar is not None:
             bar.close()
-    summary: dict[str, Any] = {"steps": step, "total_steps": total, "losses": losses, "output_dir": str(out)}
+    summary: dict[str, Any] = {"steps": step, "total_steps": total, "losses": losses, "output_dir": str(out),
+                               "main_process": accelerator.is_main_process, "num_processes": world,
+                               "seconds": round(time.perf_counter() - t_start, 2)}
     if accelerator.is_main_process:
         _plot_curve(log_path, out / "loss_curve.png")
         if step >= total:

@@ -98,21 +98,35 @@ def heuristic_score(sample: dict) -> float:
 
 
 def model_scorer(model, tokenizer) -> Scorer:
-    """Teacher-forced mean log-likelihood of the answer's coordinate tokens under ``model``."""
+    """Teacher-forced mean log-likelihood of the answer's coordinate tokens under ``model``.
+
+    The score of a candidate is ``-mean`` of the official soft two-hot loss over the rows that predict a
+    coordinate (``<TEMP/HEIGHT/WIDTH-OUTPUT>``), so it is highest for the candidate whose locations
+    sit on the bins the model puts most mass on. Candidates of one query share the video: its frozen
+    SigLIP output is computed once (``TowerCache``) and the model is run in eval mode (no dropout).
+    """
     import torch
 
     from stchat.train.data import TrainDataset, collate, to_record
-    from stchat.train.forward import training_loss
+    from stchat.train.features import TowerCache
+    from stchat.train.forward import training_loss, unwrap
     from stchat.train.objective import CoordVocab
 
     vocab = CoordVocab.from_tokenizer(tokenizer)
+    cache = TowerCache(max_bytes=1 << 30)
+    unwrap(model).eval()
 
     def score(sample: dict) -> float:
         rec = to_record(sample, Path(sample["meta"]["video_root"]), 0, "stchat")
-        batch = collate([TrainDataset([rec], tokenizer)[0]], pad_id=tokenizer.pad_token_id)
+        if rec is None:
+            raise VidorError(f"candidate {sample.get('id')} has no video")
+        example = TrainDataset([rec], tokenizer, skip_media=cache.__contains__)[0]
+        batch = collate([example], pad_id=tokenizer.pad_token_id)
         with torch.no_grad():
-            out = training_loss(model, batch, vocab)
+            out = training_loss(model, batch, vocab, tower_cache=cache)
         coord = out.targets[0].cols[:, 0] >= vocab.vocab_size
+        if not bool(coord.any()):
+            raise VidorError(f"candidate {sample.get('id')} has no coordinate in its answer")
         return -float(out.token_losses[0][coord.to(out.token_losses[0].device)].mean())
 
     return score
