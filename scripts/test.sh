@@ -24,5 +24,5 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 
     || echo "warning: could not install ${need[*]}; the tests that need them will skip"
 fi
 
-.venv/bin/ruff check stchat tests benchmarks app.py
+.venv/bin/ruff check stchat tests benchmarks scripts docs app.py
 .venv/bin/python -m pytest "$@"

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from PIL import Image
 from stchat.answer import ParsedAnswer
 from stchat.errors import ModelLoadError, PromptError, VideoError
 from stchat.processing.decode import decode_output
-from stchat.processing.image import load_image, preprocess
+from stchat.processing.image import IMAGE_SIZE, load_image, preprocess
 from stchat.processing.prompt import Prompt, build_prompt
 from stchat.processing.tasks import ALL_TASKS, compose_query, task_modality
 from stchat.video.sampling import official_frame_indices
@@ -37,6 +39,8 @@ from stchat.video.sampling import official_frame_indices
 DECODINGS = ("greedy", "official")
 OFFICIAL_TEMPERATURE = 0.01  # demo.py / multi_task_inference.py (Q22)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+_PREPROCESS_WORKERS = 4  # PIL releases the GIL while resizing: a few threads overlap decoding
+_SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 
 Media = str | Path | np.ndarray | Image.Image
 TokenCallback = Callable[[str], None]
@@ -114,19 +118,44 @@ class _CallbackStreamer:
             self.sent = len(text)
 
 
+def _check_media_type(media: object) -> None:
+    if not isinstance(media, (str, Path, np.ndarray, Image.Image)):
+        raise VideoError(
+            f"unsupported media of type {type(media).__name__}: pass a file path, a PIL image, or a uint8 "
+            "numpy array of shape (H, W, 3) (image) or (T, H, W, 3) (video frames)"
+        )
+    if isinstance(media, str) and not media.strip():
+        raise VideoError("no media: the path is empty")
+
+
 def _is_image_input(media: Media) -> bool:
+    _check_media_type(media)
     if isinstance(media, Image.Image):
         return True
     if isinstance(media, np.ndarray):
-        return media.ndim == 3
+        return media.ndim in (2, 3)  # (H, W) is a grey image: refused later with a shape message
     return Path(media).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _check_split(split: object) -> tuple[int, int] | None:
+    """``None`` or two whole frame numbers; anything else is a clear error (never a silent ``int()``)."""
+    if split is None:
+        return None
+    if isinstance(split, (str, bytes)) or not isinstance(split, Sequence | np.ndarray) or len(split) != 2:
+        raise VideoError(f"a frame range needs two whole numbers [first, last]; got {split!r}")
+    out = []
+    for v in split:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
+            raise VideoError(f"a frame range needs two whole numbers [first, last]; got {list(split)!r}")
+        if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+            raise VideoError(f"frame numbers must be whole numbers; got {float(v):g}")
+        out.append(int(v))
+    return out[0], out[1]
+
+
 def _indices(num_frames: int, split: Sequence[int] | None) -> list[int]:
-    if split is not None and len(split) != 2:
-        raise VideoError(f"a frame range needs two numbers [first, last]; got {list(split)}")
     try:
-        return official_frame_indices(num_frames, split)
+        return official_frame_indices(num_frames, _check_split(split))
     except ValueError as exc:
         raise VideoError(str(exc)) from None
 
@@ -142,14 +171,19 @@ def load_media(media: Media, split: Sequence[int] | None = None, fps: float | No
         size = image.size if isinstance(image, Image.Image) else (image.shape[1], image.shape[0])
         return LoadedMedia("image", pixels, size=size, timings={"preprocess_s": time.perf_counter() - t0})
 
+    split = _check_split(split)
+    if fps is not None and not (isinstance(fps, (int, float, np.number)) and 0 < float(fps) < float("inf")):
+        raise VideoError(f"fps must be a positive number; got {fps!r}")
     info = None
     times: list[float] | None = None
     if isinstance(media, np.ndarray) or Path(media).suffix.lower() == ".npy":
         frames_all = media if isinstance(media, np.ndarray) else _load_npy(Path(media))
         if frames_all.ndim != 4 or frames_all.shape[0] < 1:
             raise VideoError(f"video frames must have shape (T, H, W, 3); got {tuple(frames_all.shape)}")
+        if frames_all.dtype != np.uint8:
+            raise VideoError(f"video frames must be uint8 RGB; got dtype {frames_all.dtype}")
         idx = _indices(frames_all.shape[0], split)
-        frames = frames_all[idx]
+        frames: Iterable[tuple[int, np.ndarray]] = ((i, frames_all[i]) for i in sorted(set(idx)))
         if fps is not None:
             times = [i / float(fps) for i in idx]
     else:
@@ -157,19 +191,60 @@ def load_media(media: Media, split: Sequence[int] | None = None, fps: float | No
 
         path = Path(media)
         if not path.is_file():
-            raise VideoError(f"video not found: {path}")
+            raise VideoError(f"video not found: {path}" if not path.exists() else f"not a file: {path}")
         info = vio.probe(path)
         idx = _indices(info.frame_count, split)
-        frames = vio.read_frames(path, idx)
+        frames = vio.iter_frames(path, idx, rotation=info.rotation)
         all_times = vio.frame_times(path)
         times = [float(all_times[i]) for i in idx]
-    t1 = time.perf_counter()
-    pixels = preprocess(frames)
-    first, last = (int(split[0]), int(split[1])) if split is not None else (0, max(idx))
+    pixels, size, decode_s = _preprocess_sampled(frames, idx)
+    first, last = (split[0], split[1]) if split is not None else (0, max(idx))
     return LoadedMedia(
-        "video", pixels, idx, times, info, size=(frames.shape[2], frames.shape[1]), split=(first, last),
-        timings={"decode_s": t1 - t0, "preprocess_s": time.perf_counter() - t1},
+        "video", pixels, idx, times, info, size=size, split=(first, last),
+        timings={"decode_s": decode_s, "preprocess_s": time.perf_counter() - t0 - decode_s},
     )
+
+
+def _preprocess_sampled(
+    frames: Iterable[tuple[int, np.ndarray]], idx: Sequence[int]
+) -> tuple[torch.Tensor, tuple[int, int], float]:
+    """``pixel_values`` for the sampled indices, each distinct frame decoded and preprocessed once.
+
+    Frames stream through: each is preprocessed (on a few threads) as soon as it is decoded and then
+    dropped, so memory holds a handful of source frames, not all 100. That is what lets a 4000x3000 or
+    7680x4320 clip be grounded without gigabytes of RAM, and a short clip (whose 100 samples repeat a
+    few frames) costs one preprocessing per distinct frame. The per-frame arithmetic is
+    :func:`stchat.processing.image.preprocess`'s, so the tensor is identical to preprocessing the stack.
+    """
+    slots: dict[int, list[int]] = {}
+    for pos, i in enumerate(idx):
+        slots.setdefault(int(i), []).append(pos)
+    out = torch.empty((len(idx), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.float32)
+    size: tuple[int, int] | None = None
+    decode_s = 0.0
+    pending: deque[tuple[int, Future[torch.Tensor]]] = deque()
+
+    def drain(keep: int) -> None:
+        while len(pending) > keep:
+            i, fut = pending.popleft()
+            out[slots[i]] = fut.result()
+
+    with ThreadPoolExecutor(max_workers=_PREPROCESS_WORKERS) as pool:
+        it = iter(frames)
+        while True:
+            t = time.perf_counter()
+            item = next(it, None)
+            decode_s += time.perf_counter() - t
+            if item is None:
+                break
+            i, rgb = item
+            size = size or (int(rgb.shape[1]), int(rgb.shape[0]))
+            pending.append((int(i), pool.submit(preprocess, rgb)))
+            drain(2 * _PREPROCESS_WORKERS)  # bound the frames held in memory
+        drain(0)
+    if size is None:
+        raise VideoError("no video frame could be read")
+    return out, size, decode_s
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -185,6 +260,12 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _decoding_kwargs(decoding: str, seed: int | None) -> dict[str, Any]:
+    if seed is not None and (
+        isinstance(seed, (bool, np.bool_))
+        or not isinstance(seed, (int, np.integer))
+        or not _SEED_RANGE[0] <= int(seed) <= _SEED_RANGE[1]
+    ):
+        raise PromptError(f"seed must be an integer in [-2**63, 2**64 - 1]; got {seed!r}")
     if decoding == "greedy":
         return {"do_sample": False, "seed": seed}
     if decoding == "official":
@@ -253,8 +334,13 @@ class StableChat:
         task = str(task).lower()
         if task not in ALL_TASKS:
             raise PromptError(f"unknown task {task!r}: choose one of {', '.join(ALL_TASKS)}")
-        if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 8192:
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, (int, np.integer))
+            or not 1 <= max_new_tokens <= 8192
+        ):
             raise PromptError(f"max_new_tokens must be an integer between 1 and 8192; got {max_new_tokens!r}")
+        max_new_tokens = int(max_new_tokens)
         gen_kwargs = _decoding_kwargs(decoding, seed)
         question = compose_query(task, query, span=span, start=start, region=region)
         t_start = time.perf_counter()

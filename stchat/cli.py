@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from stchat.errors import StchatError
@@ -43,20 +44,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if not getattr(args, "passthrough", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.passthrough_args = extra + list(getattr(args, "passthrough_args", []))
+    # Ctrl-C can land anywhere, including while the command modules import (torch, matplotlib: up to a
+    # second): it must still end in one line, never a traceback.
     try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            if not getattr(args, "passthrough", False):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.passthrough_args = extra + list(getattr(args, "passthrough_args", []))
         return int(args.handler(args) or 0)
     except StchatError as exc:
-        print(f"stchat: error: {exc}", file=sys.stderr)
+        print(f"stchat: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stchat: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # ``stchat probe x | head``: the reader left. Point stdout at devnull so the interpreter's final
+        # flush does not raise again while exiting.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _one_line(text: str) -> str:
+    """Messages may quote user input (a query, a path) holding newlines: keep the promised single line."""
+    return " ".join(text.split()) or "unknown error"
 
 
 if __name__ == "__main__":

@@ -4,11 +4,15 @@
 Stages: probe the video, place the answer on it (:mod:`stchat.mapping`), draw it (:mod:`stchat.render`)
 while encoding the full annotated video and the clip (:mod:`stchat.clip`), write the timing table
 (:mod:`stchat.timing`). Everything is written into a temporary folder inside ``out_dir`` and renamed into
-place at the end, so a failure never leaves a half-written file under a final name.
+place at the end, so a failure (or Ctrl-C) never leaves a half-written file under a final name. The
+output folder is checked before any work (:func:`prepare_out_dir`): a path that is a file, cannot be
+created, or holds a *folder* under one of our file names is refused with :class:`OutputError`, and files
+of other names in it are never touched.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -17,7 +21,7 @@ from pathlib import Path
 
 from stchat.answer import ParsedAnswer
 from stchat.clip import cut_frames
-from stchat.errors import AnswerError
+from stchat.errors import AnswerError, StchatError
 from stchat.mapping import FrameMap, MappedAnswer, map_answer
 from stchat.render import GREEN, RED, BoxAnnotator, LabelAnnotator, Renderer, TimelineAnnotator
 from stchat.timing import TimingRow, timing_rows, write_csv, write_json
@@ -26,6 +30,45 @@ from stchat.video.io import VideoInfo, frame_times, probe
 ProgressFn = Callable[[float, str], None]
 
 FILES = ("clip.mp4", "annotated.mp4", "timing.csv", "timing.json")
+
+
+class OutputError(StchatError):
+    """The output folder cannot be used (it is a file, cannot be created, or a result name is taken)."""
+
+
+def prepare_out_dir(out_dir: str | Path, names: Sequence[str] = FILES) -> Path:
+    """Create ``out_dir`` if needed and check that ``names`` can be written there; return it.
+
+    Runs before any decoding or model loading, so a bad ``--out`` fails in a second with one line.
+    Existing *files* under ``names`` will be replaced (that is what re-running does); anything else in the
+    folder is left alone, and a non-file under one of ``names`` is refused rather than deleted.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output folder {out} is an existing file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    for name in names:
+        target = out / name
+        if target.exists() and not target.is_file():
+            raise OutputError(f"cannot write {target}: a folder (or other non-file) is in the way")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {out} is not writable")
+    return out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path`` and rename it into place (never half-written)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -50,6 +93,19 @@ def as_parsed(answer: str | ParsedAnswer, task: str) -> ParsedAnswer:
         why = "; ".join(parsed.warnings) or "no span or boxes found"
         raise AnswerError(f"the answer has nothing to render for task '{task}': {why}")
     return parsed
+
+
+def _publish(tmp: Path, out: Path, write_annotated: bool) -> None:
+    """Rename the finished files into place: the whole set, or (on an error) a clear one-line failure."""
+    prepare_out_dir(out)  # again: something may have appeared in the folder while we were encoding
+    try:
+        for name in FILES:
+            if (tmp / name).exists():
+                (tmp / name).replace(out / name)
+        if not write_annotated:
+            (out / "annotated.mp4").unlink(missing_ok=True)  # never leave a stale one from an earlier run
+    except OSError as exc:
+        raise OutputError(f"cannot write the results into {out}: {exc.strerror or exc}") from None
 
 
 def build_renderer(
@@ -85,6 +141,7 @@ def render_answer(
     """Render ``answer`` on ``video_path`` into ``out_dir``: clip.mp4, annotated.mp4, timing.csv/json."""
     parsed = as_parsed(answer, task)
     info = probe(video_path)
+    out = prepare_out_dir(out_dir)  # after the cheap video check: a bad video creates no folder
     times = frame_times(video_path)
     frame_map = FrameMap.build(times, info.width, info.height, float(info.fps), split)
     mapped = map_answer(parsed, frame_map)
@@ -92,9 +149,10 @@ def render_answer(
     renderer = build_renderer(mapped, info, query, gt_mapped)
     rows = timing_rows(mapped)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".stchat-render-", dir=out))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".stchat-render-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"cannot write into {out}: {exc.strerror or exc}") from None
     report = progress or (lambda _f, _m: None)
     try:
         share = 0.75 if write_annotated else 0.0
@@ -118,11 +176,7 @@ def render_answer(
         )
         write_csv(rows, tmp / "timing.csv")
         write_json(rows, mapped, tmp / "timing.json")
-        for name in FILES:
-            if (tmp / name).exists():
-                (tmp / name).replace(out / name)
-        if not write_annotated:
-            (out / "annotated.mp4").unlink(missing_ok=True)  # never leave a stale one from an earlier run
+        _publish(tmp, out, write_annotated)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(1.0, "done")

@@ -11,9 +11,10 @@ Colours are RGB (frames are RGB throughout stchat): prediction red, ground truth
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -92,18 +93,48 @@ def draw_outline(picture: np.ndarray, box: PixelBox, color: tuple[int, int, int]
 
 @dataclass
 class LabelAnnotator:
-    """The query (or any text) on the strip's first line, shortened with an ellipsis to fit."""
+    """The query (or any text) on the strip's first line, shortened with an ellipsis to fit.
+
+    ASCII text is drawn with OpenCV's Hershey font. Hershey has ASCII glyphs only, so other text
+    (accents, Greek, Cyrillic, CJK ...) is drawn with a TrueType font through PIL instead: rendered once
+    into an alpha mask per frame size, then blended onto every frame, which costs about as much as the
+    Hershey call. Characters that no available font has (most emoji) become ``?``.
+    """
 
     text: str
     color: tuple[int, int, int] = WHITE
+    _masks: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict, repr=False)
 
     def annotate(self, canvas: np.ndarray, frame: FrameInfo) -> None:
         strip_h = canvas.shape[0] - frame.height
-        scale = _font_scale(strip_h)
-        # Hershey fonts have ASCII glyphs only.
-        text = _fit(self.text.encode("ascii", "replace").decode(), frame.width - 8, scale)
-        y = frame.height + round(strip_h * 0.42)
-        cv2.putText(canvas, text, (4, y), _FONT, scale, self.color, 1, cv2.LINE_AA)
+        text = " ".join(self.text.split())  # newlines and tabs would draw as boxes
+        if text.isascii():
+            scale = _font_scale(strip_h)
+            text = _fit(text, frame.width - 8, scale)
+            y = frame.height + round(strip_h * 0.42)
+            cv2.putText(canvas, text, (4, y), _FONT, scale, self.color, 1, cv2.LINE_AA)
+            return
+        key = (frame.width, strip_h)
+        if key not in self._masks:
+            self._masks[key] = _unicode_label(text, frame.width - 8, strip_h)
+        mask, top = self._masks[key]
+        y0 = frame.height + top
+        h = min(mask.shape[0], canvas.shape[0] - y0)
+        w = min(mask.shape[1], canvas.shape[1] - 4)
+        if h <= 0 or w <= 0:
+            return
+        region = canvas[y0 : y0 + h, 4 : 4 + w]
+        alpha = mask[:h, :w, None].astype(np.float32) * (1.0 / 255.0)
+        blended = region * (1.0 - alpha) + np.asarray(self.color, dtype=np.float32) * alpha
+        region[:] = np.round(blended).astype(np.uint8)
+
+
+def _unicode_label(text: str, max_width: int, strip_h: int) -> tuple[np.ndarray, int]:
+    """``text`` as a uint8 alpha mask that fits ``max_width`` (ellipsis), and its top offset in the strip."""
+    size = max(8, round(strip_h * 0.36))
+    mask = _render_mask(text, size, max_width)
+    top = max(0, round(strip_h * 0.42) - round(size * 0.8))  # same baseline as the Hershey label
+    return mask, top
 
 
 @dataclass
@@ -200,3 +231,93 @@ def _fit(text: str, max_width: int, scale: float) -> str:
         else:
             hi = mid - 1
     return text[:lo] + "..."
+
+
+# --------------------------------------------------------------------------- TrueType labels
+
+# Fonts tried per character, in order. DejaVu Sans ships inside matplotlib (a dependency), so it is there
+# on every install; it covers Latin, Greek, Cyrillic, Arabic, Hebrew and many symbols. The others are
+# common system fonts with CJK glyphs, used only when present.
+_SYSTEM_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _font_files() -> tuple[tuple[str, frozenset[int]], ...]:
+    """Available font files with the code points each covers (read once per process)."""
+    import importlib.util
+    import os
+
+    from fontTools.ttLib import TTFont
+
+    # Locate matplotlib's bundled font without importing matplotlib (that import alone takes ~0.5 s).
+    spec = importlib.util.find_spec("matplotlib")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    paths = [os.path.join(r, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf") for r in roots]
+    paths = [p for p in paths if os.path.isfile(p)][:1] + [p for p in _SYSTEM_FONTS if os.path.isfile(p)]
+    fonts = []
+    for path in paths:
+        try:
+            with TTFont(path, fontNumber=0, lazy=True) as tt:
+                fonts.append((path, frozenset(tt.getBestCmap() or {})))
+        except Exception:  # an unreadable system font is skipped, never fatal
+            continue
+    return tuple(fonts)
+
+
+@functools.lru_cache(maxsize=16)
+def _pil_font(path: str, size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+
+
+def _runs(text: str) -> list[tuple[str, str]]:
+    """Split ``text`` into (font path, run) pieces; characters no font covers become ``?``."""
+    fonts = _font_files()
+    runs: list[tuple[str, str]] = []
+    for ch in text:
+        path = next((p for p, cmap in fonts if ord(ch) in cmap), None)
+        if path is None:
+            if not fonts:  # no TrueType font at all: PIL's built-in bitmap font, ASCII only
+                path, ch = "", ch if ch.isascii() else "?"
+            else:
+                path, ch = fonts[0][0], "?"
+        if runs and runs[-1][0] == path:
+            runs[-1] = (path, runs[-1][1] + ch)
+        else:
+            runs.append((path, ch))
+    return runs
+
+
+def _render_mask(text: str, size: int, max_width: int) -> np.ndarray:
+    """Anti-aliased uint8 mask of ``text`` at ``size`` px, shortened with "..." to ``max_width`` px."""
+    from PIL import Image, ImageDraw
+
+    def width(t: str) -> float:
+        return sum(_pil_font(p, size).getlength(r) for p, r in _runs(t))
+
+    if width(text) > max_width:
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if width(text[:mid] + "...") <= max_width:
+                lo = mid
+            else:
+                hi = mid - 1
+        text = text[:lo] + "..."
+    height = round(size * 1.3)
+    img = Image.new("L", (max(1, max_width), height), 0)
+    draw = ImageDraw.Draw(img)
+    x = 0.0
+    for path, run in _runs(text):
+        font = _pil_font(path, size)
+        draw.text((x, 0), run, font=font, fill=255)
+        x += font.getlength(run)
+    return np.asarray(img, dtype=np.uint8)

@@ -16,12 +16,13 @@ import torch
 
 from stchat.model.loading import load_model
 from stchat.train.data import TrainDataset, collate, load_records
+from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
 from stchat.train.objective import CoordVocab
 from stchat.train.trainer import TrainConfig, set_trainable, train
 
 
-def _loss_and_grads(golden_model_dir, golden_dir, checkpointing: bool):
+def _loss_and_grads(golden_model_dir, golden_dir, checkpointing: bool, cache: TowerCache):
     model, tok = load_model(golden_model_dir, device="cpu", dtype=torch.float32, attn_implementation="sdpa")
     torch.manual_seed(0)  # same LoRA A initialisation in both runs
     cfg = TrainConfig(model="m", data="d", lora_r=4, lora_alpha=8, lora_dropout=0.0,
@@ -38,7 +39,7 @@ def _loss_and_grads(golden_model_dir, golden_dir, checkpointing: bool):
     meta = json.loads((golden_dir / "train" / "train_batch2_mixed.json").read_text())
     ds = TrainDataset([records[r["id"]] for r in meta["training_records"]], tok)
     batch = collate([ds[i] for i in range(len(ds))], pad_id=tok.pad_token_id)
-    out = training_loss(model, batch, CoordVocab.from_tokenizer(tok))
+    out = training_loss(model, batch, CoordVocab.from_tokenizer(tok), tower_cache=cache)
     out.loss.backward()
     handle.remove()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -47,8 +48,10 @@ def _loss_and_grads(golden_model_dir, golden_dir, checkpointing: bool):
 
 @pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(golden_model_dir, golden_dir):
-    loss, grads, calls = _loss_and_grads(golden_model_dir, golden_dir, checkpointing=False)
-    loss_ck, grads_ck, calls_ck = _loss_and_grads(golden_model_dir, golden_dir, checkpointing=True)
+    cache = TowerCache()  # the frozen SigLIP output is the same for both runs: computed once
+    loss, grads, calls = _loss_and_grads(golden_model_dir, golden_dir, False, cache)
+    loss_ck, grads_ck, calls_ck = _loss_and_grads(golden_model_dir, golden_dir, True, cache)
+    assert cache.hits == 2 and cache.misses == 2
     assert calls == 1 and calls_ck == 2  # checkpointed layers are recomputed in the backward pass
     assert loss_ck == pytest.approx(loss, abs=1e-5, rel=0)
     assert set(grads) == set(grads_ck)

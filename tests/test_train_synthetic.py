@@ -17,7 +17,7 @@ import torch
 from stchat.model.loading import load_model
 from stchat.train.adapter import apply_adapter
 from stchat.train.data import TrainDataset, collate, load_records
-from stchat.train.features import TowerCache
+from stchat.train.features import TowerCache, encode_from_tower
 from stchat.train.forward import training_loss
 from stchat.train.objective import CoordVocab
 from stchat.train.synthetic import build_synthetic_stvg
@@ -120,13 +120,17 @@ def test_saved_adapter_reloads_and_changes_answers(stvg_run, stvg_data, golden_m
     vocab = CoordVocab.from_tokenizer(tok)
     records = load_records(stvg_data)
     examples = [TrainDataset(records, tok)[i] for i in (0, 3)]
+    cache = TowerCache()  # the adapter leaves SigLIP alone: its output is shared by both measurements
 
     def measure(model):
         with torch.no_grad():
             loss = float(training_loss(model, collate(examples, pad_id=tok.pad_token_id), vocab,
-                                       reduction="mean").loss)
-            answers = [model.generate_ids(_prompt_ids(ex, tok), ex.pixel_values, "video", ex.variables,
-                                          max_new_tokens=12) for ex in examples]
+                                       reduction="mean", tower_cache=cache).loss)
+            answers = []
+            for ex in examples:
+                feats = encode_from_tower(model, cache.get(ex.media_key), "video")
+                answers.append(model.generate_ids(_prompt_ids(ex, tok), variables=ex.variables,
+                                                  max_new_tokens=12, visual_features=feats))
         return loss, answers
 
     loss_before, answers_before = measure(base)

@@ -13,7 +13,7 @@ from typing import Any
 
 from stchat.errors import PromptError, VideoError
 from stchat.processing.coords import format_query
-from stchat.processing.prompt import neutralize
+from stchat.processing.prompt import MAX_QUERY_CHARS, neutralize
 from stchat.processing.tasks import ALL_TASKS, compose_query, task_modality
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -56,6 +56,11 @@ def _precheck(args: argparse.Namespace) -> tuple[str, bool]:
         raise VideoError(f"not found: {args.video}")
     if not 1 <= args.max_new_tokens <= 8192:
         raise PromptError(f"--max-new-tokens must be between 1 and 8192; got {args.max_new_tokens}")
+    if len(args.query) > MAX_QUERY_CHARS:
+        # The prompt builder refuses it too, but only after the model has loaded (minutes for 7B).
+        raise PromptError(
+            f"the query is too long ({len(args.query)} characters; the limit is {MAX_QUERY_CHARS})"
+        )
     question = compose_query(args.task, args.query, span=args.span, start=args.start, region=args.region)
     format_query(neutralize(question), "demo")  # coordinate syntax and values, before any loading
     is_image = args.video.suffix.lower() in _IMAGE_SUFFIXES
@@ -79,6 +84,10 @@ def _precheck(args: argparse.Namespace) -> tuple[str, bool]:
             official_frame_indices(info.frame_count, args.split)
         except ValueError as exc:
             raise VideoError(str(exc)) from None
+    from stchat.pipeline import FILES, prepare_out_dir
+
+    # A bad --out fails here, in a second, not after the model has loaded and answered.
+    prepare_out_dir(args.out, ("answer.json",) if args.no_render else (*FILES, "answer.json"))
     return question, is_image
 
 
@@ -123,9 +132,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"answer: {result.normalized_text}")
     for w in result.parsed.warnings:
         print(f"stchat: warning: {w}", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    answer_json = args.out / "answer.json"
-    answer_json.write_text(json.dumps(_answer_record(result), indent=1), encoding="utf-8")
+    from stchat.pipeline import prepare_out_dir, write_text_atomic
+
+    answer_json = prepare_out_dir(args.out, ("answer.json",)) / "answer.json"
+    write_text_atomic(answer_json, json.dumps(_answer_record(result), indent=1))
     print(f"answer.json: {answer_json}")
     if args.no_render or is_image or args.task == "caption":
         return 0

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from stchat.answer import TASKS
 from stchat.errors import AnswerError
-from stchat.pipeline import render_answer
+from stchat.pipeline import as_parsed, render_answer
+
+MAX_ANSWER_BYTES = 16 * 1024**2  # far beyond any model answer; keeps a wrong file from filling memory
+MAX_WARNINGS_SHOWN = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,21 +35,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.answer_file is not None:
-        try:
-            text = args.answer_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AnswerError(f"cannot read answer file {args.answer_file}: {exc}") from None
+        text = _read_answer_file(args.answer_file)
     else:
         text = args.answer
+    parsed = as_parsed(text, args.task)
     out = render_answer(
         args.video,
-        text,
+        parsed,
         task=args.task,
         split=args.split,
         out_dir=args.out,
         query=args.query,
         write_annotated=not args.no_annotated,
     )
+    # The parser repairs what it can (clamps, swaps, drops duplicates); say so, briefly, once the render
+    # succeeded (a failing run keeps its single error line).
+    for w in parsed.warnings[:MAX_WARNINGS_SHOWN]:
+        print(f"stchat: warning: {w}", file=sys.stderr)
+    if len(parsed.warnings) > MAX_WARNINGS_SHOWN:
+        print(f"stchat: warning: ... and {len(parsed.warnings) - MAX_WARNINGS_SHOWN} more", file=sys.stderr)
     seg = out.rows[0]
     print(
         f"segment {seg.timestamp} -> {seg.end_timestamp} ({seg.duration}),"
@@ -57,3 +64,17 @@ def run(args: argparse.Namespace) -> int:
             print(path)
     sys.stdout.flush()
     return 0
+
+
+def _read_answer_file(path: Path) -> str:
+    try:
+        if not path.is_file():
+            raise AnswerError(f"answer file {path} not found (or not a file)")
+        if path.stat().st_size > MAX_ANSWER_BYTES:
+            limit = MAX_ANSWER_BYTES // 1024**2
+            raise AnswerError(f"answer file {path} is over {limit} MB: not a model answer")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AnswerError(f"answer file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AnswerError(f"cannot read answer file {path}: {exc.strerror or exc}") from None

@@ -14,6 +14,10 @@ Crash safety:
   Q17/Q18, and sampling) is seeded from ``(seed, id)``, so a resumed or sharded run writes exactly the
   records an uninterrupted one writes (greedy decoding; ``timing`` aside).
 
+Benchmarks are named by the official layout (``--official-root`` + ``--names``), one annotation file
+(``--annotations --task --media-root``) or a manifest (``--benchmark``): see :mod:`stchat.eval.sources`.
+Subsets (``--first``/``--random``) keep each sample's position in its file as its id.
+
 Scale-out: see :mod:`stchat.eval.distributed` (torchrun / accelerate launch, deterministic shards, merge).
 """
 

@@ -53,16 +53,36 @@ def load_image(path: str | Path) -> Image.Image:
         raise VideoError(f"image not found: {p}")
     try:
         with Image.open(p) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise VideoError(f"cannot read image {p}: {exc}") from None
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """``im.convert("RGB")`` (the official conversion) for every mode PIL can convert at all.
+
+    A few modes (``La``, ``I;16B`` ...) have no direct RGB conversion; they go through the nearest mode
+    that has one instead of failing. Modes PIL cannot convert give a :class:`VideoError`.
+    """
+    try:
+        return im.convert("RGB")  # a loaded copy even for RGB: the caller may close ``im``
+    except ValueError:
+        pass
+    for via in ("RGBA", "LA", "L", "I"):
+        try:
+            return im.convert(via).convert("RGB")
+        except ValueError:
+            continue
+    raise VideoError(f"images in PIL mode {im.mode!r} cannot be converted to RGB")
 
 
 def _to_pil(item: ImageInput) -> Image.Image:
     if isinstance(item, (str, Path)):
         return load_image(item)
     if isinstance(item, Image.Image):
-        return item if item.mode == "RGB" else item.convert("RGB")
+        if item.width < 1 or item.height < 1:
+            raise VideoError(f"an image must not be empty, got size {item.size}")
+        return item if item.mode == "RGB" else to_rgb(item)
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8:
             raise VideoError(f"frames must be uint8 RGB, got dtype {item.dtype}")

@@ -62,18 +62,24 @@ def save_adapter(model, out_dir: str | Path, meta: dict[str, Any]) -> Path:
     return out
 
 
-def apply_adapter(model, adapter_dir: str | Path, merge: bool = True):
-    """Load an adapter directory onto a loaded ``LlavaSTForCausalLM``; returns the (merged) model.
-
-    With ``merge=True`` (inference) the LoRA deltas are folded into the base weights, giving a plain
-    ``LlavaSTForCausalLM`` again; with ``merge=False`` a peft model is returned (to continue training).
-    """
+def check_adapter_dir(adapter_dir: str | Path) -> Path:
+    """The adapter directory, or a one-line ``ModelLoadError`` when it is not one."""
     d = Path(adapter_dir)
     # A stchat adapter (META_FILE) or a plain peft LoRA directory (adapter_config.json) made elsewhere.
     if not ((d / META_FILE).is_file() or (d / "adapter_config.json").is_file()):
         raise ModelLoadError(
             f"{d} is not an adapter directory (neither {META_FILE} nor adapter_config.json is there)"
         )
+    return d
+
+
+def apply_adapter(model, adapter_dir: str | Path, merge: bool = True):
+    """Load an adapter directory onto a loaded ``LlavaSTForCausalLM``; returns the (merged) model.
+
+    With ``merge=True`` (inference) the LoRA deltas are folded into the base weights, giving a plain
+    ``LlavaSTForCausalLM`` again; with ``merge=False`` a peft model is returned (to continue training).
+    """
+    d = check_adapter_dir(adapter_dir)
     if (d / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -103,6 +109,7 @@ def merge_to_checkpoint(base_dir: str | Path, adapter_dir: str | Path, out_dir: 
     """Base checkpoint + adapter -> a full official-format checkpoint (``demo/merge_model.py`` analogue)."""
     from stchat.model.loading import load_model, resolve_checkpoint_dir
 
+    check_adapter_dir(adapter_dir)  # before loading the base model, which takes minutes for 7B
     base_path = resolve_checkpoint_dir(base_dir)
     model, tokenizer = load_model(base_path, device="cpu", dtype=torch.float32)
     model = apply_adapter(model, adapter_dir, merge=True)

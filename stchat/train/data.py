@@ -180,6 +180,15 @@ def load_records(data_path: str | Path, data_folder: str | Path | None = None, s
     return out
 
 
+def check_media(records: Sequence[TrainRecord]) -> None:
+    """One-line error naming the first missing media file (and how many samples lack theirs)."""
+    missing = [r for r in records if not r.media.is_file()]
+    if missing:
+        first = missing[0]
+        more = f" ({len(missing)} of {len(records)} samples lack their media)" if len(missing) > 1 else ""
+        raise TrainDataError(f"sample {first.id}: media file not found: {first.media}{more}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Tokenisation and labels
 

@@ -15,10 +15,8 @@ model and its tokenizer and prints the returned rows.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from safetensors.torch import load_file
 
 from stchat.errors import StchatError
 from stchat.train.data import TrainDataset, collate, load_records
+from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
 from stchat.train.objective import CoordVocab
 
@@ -45,35 +44,12 @@ def _cases(train_dir: Path) -> list[str]:
     return sorted(p.stem for p in train_dir.glob("train_*.json") if p.stem != "train_data")
 
 
-@contextlib.contextmanager
-def _memo_vision_tower(base) -> Iterator[None]:
-    """Reuse the frozen SigLIP output for the same pixel tensor (the goldens share one video and image).
-
-    The tower runs under ``no_grad`` and has no trainable effect, so this changes no number; it only
-    saves re-encoding the same 100 frames for every case.
-    """
-    tower = base.model.vision_tower
-    original = tower.forward
-    memo: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
-
-    def forward(pixel_values: torch.Tensor) -> torch.Tensor:
-        key = (pixel_values.data_ptr(), tuple(pixel_values.shape))
-        if key not in memo:
-            memo[key] = original(pixel_values)
-        return memo[key]
-
-    tower.forward = forward
-    try:
-        yield
-    finally:
-        del tower.forward  # back to the class method
-
-
 def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach().float().cpu() - b.float()).abs().max()) if a.numel() else 0.0
 
 
-def _replay_case(name: str, train_dir: Path, base, tokenizer, records: dict, pixels: dict) -> dict[str, Any]:
+def _replay_case(name: str, train_dir: Path, base, tokenizer, records: dict, pixels: dict,
+                 cache: TowerCache) -> dict[str, Any]:
     meta = json.loads((train_dir / f"{name}.json").read_text())
     ref = load_file(str(train_dir / f"{name}.safetensors"))
     row: dict[str, Any] = {"case": name, "checks": {}, "max_diff": {}}
@@ -110,7 +86,8 @@ def _replay_case(name: str, train_dir: Path, base, tokenizer, records: dict, pix
             p.requires_grad_(n in grads)
             p.grad = None
         t0 = time.perf_counter()
-        out = training_loss(base, batch, CoordVocab.from_tokenizer(tokenizer), reduction="sum")
+        out = training_loss(base, batch, CoordVocab.from_tokenizer(tokenizer), reduction="sum",
+                            tower_cache=cache)
         out.loss.backward()
         row["seconds"] = round(time.perf_counter() - t0, 2)
         for k, tg in enumerate(out.targets):
@@ -172,9 +149,11 @@ def verify_train_cases(fixture_dir: str | Path, model, tokenizer, cases: list[st
     pixels: dict = {}
     rows = []
     try:
-        with _memo_vision_tower(base):
-            for name in cases if cases is not None else _cases(train_dir):
-                rows.append(_replay_case(name, train_dir, base, tokenizer, records, pixels))
+        # The cases share one video and one image: the frozen SigLIP output is computed once each (no
+        # gradient reaches the tower, so this changes no number).
+        cache = TowerCache()
+        for name in cases if cases is not None else _cases(train_dir):
+            rows.append(_replay_case(name, train_dir, base, tokenizer, records, pixels, cache))
     finally:
         base.train(was_training)
     return rows

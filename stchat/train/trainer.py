@@ -36,7 +36,7 @@ import torch
 
 from stchat.errors import StchatError
 from stchat.train.adapter import LORA_TARGET_REGEX, save_adapter
-from stchat.train.data import TrainDataset, collate, load_records
+from stchat.train.data import TrainDataset, check_media, collate, load_records
 from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
 from stchat.train.objective import CoordVocab, TrainDataError
@@ -91,12 +91,18 @@ class TrainConfig:
         p = Path(path)
         if not p.is_file():
             raise StchatError(f"training config not found: {p}")
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
+        import yaml  # a dependency of transformers
 
-            data = yaml.safe_load(p.read_text()) or {}
-        else:
-            data = json.loads(p.read_text())
+        try:
+            if p.suffix in (".yaml", ".yml"):
+                data = yaml.safe_load(p.read_text()) or {}
+            else:
+                data = json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:  # JSONDecodeError is a ValueError
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StchatError(f"{p}: cannot parse the training config ({first})") from None
+        if not isinstance(data, dict):
+            raise StchatError(f"{p}: a training config must be a mapping of option: value")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -111,6 +117,8 @@ class TrainConfig:
             raise StchatError(f"mode must be 'lora' or 'full', not {self.mode!r}")
         if self.reduction not in ("sum", "mean"):
             raise StchatError(f"reduction must be 'sum' or 'mean', not {self.reduction!r}")
+        if self.data_format not in ("auto", "official", "stchat"):
+            raise StchatError(f"data_format must be 'auto', 'official' or 'stchat', not {self.data_format!r}")
         if self.lr_scheduler not in ("cosine", "constant"):
             raise StchatError(f"lr_scheduler must be 'cosine' or 'constant', not {self.lr_scheduler!r}")
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_steps"):
@@ -291,14 +299,17 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
+    # Data problems (missing file, malformed JSON, missing media) are reported before the model loads:
+    # minutes for a 7B checkpoint, and hours into a run for a missing video found only when reached.
+    records = load_records(cfg.data, cfg.data_folder, seed=cfg.seed,
+                           fmt={"official": "official", "stchat": "stchat"}.get(cfg.data_format, "auto"))
+    check_media(records)
     if model is None:
         from stchat.model.loading import load_model
 
         model, tokenizer = load_model(cfg.model, device=str(accelerator.device), dtype=torch.float32,
                                       attn_implementation=cfg.attn_implementation)
     vocab = CoordVocab.from_tokenizer(tokenizer)
-    records = load_records(cfg.data, cfg.data_folder, seed=cfg.seed,
-                           fmt={"official": "official", "stchat": "stchat"}.get(cfg.data_format, "auto"))
     cache = TowerCache(cfg.vision_cache_mb << 20) if cfg.cache_vision_features else None
     dataset = TrainDataset(records, tokenizer, max_length=cfg.max_length, cache_media=cfg.cache_media,
                            skip_media=cache.__contains__ if cache is not None else None)

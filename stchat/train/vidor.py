@@ -203,12 +203,17 @@ def prepare_vidor(annotations: str | Path, out: str | Path, video_root: str | Pa
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
             samples += samples_from_annotation(data, root, score_fn, name)
-        except (VidorError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            msg = exc.args[0] if isinstance(exc, VidorError) else f"{type(exc).__name__}: {exc}"
+        except (StchatError, KeyError, TypeError, ValueError) as exc:  # JSON/Unicode errors are ValueErrors
+            # StchatError: our own checks, and a model scorer's missing video or bad sample
+            msg = exc.args[0] if isinstance(exc, StchatError) else f"{type(exc).__name__}: {exc}"
             skipped.append({"file": str(f), "reason": str(msg)})
         if max_samples is not None and len(samples) >= max_samples:
             samples = samples[:max_samples]
             break
+    if not samples and skipped:
+        first = skipped[0]
+        raise VidorError(f"no STVG sample: all {len(skipped)} annotation file(s) were skipped "
+                         f"(first: {first['file']}: {first['reason']})")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(samples, indent=1))
     return {"files": len(files), "samples": len(samples), "skipped": len(skipped), "scorer": name,

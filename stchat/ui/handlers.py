@@ -19,6 +19,7 @@ from typing import Any
 
 from stchat.answer import ParsedAnswer
 from stchat.errors import AnswerError, PromptError, StchatError, VideoError
+from stchat.processing.prompt import MAX_QUERY_CHARS  # the prompt builder's limit, checked up front
 from stchat.ui.model_holder import ModelHolder
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ PLACEHOLDERS = {
 VIDEO_TASKS = ("stvg", "svg", "elc", "tvg", "tr")
 DECODINGS = ("greedy", "official")
 MAX_ANSWER_FILE_BYTES = 1_000_000
-MAX_QUERY_CHARS = 4000
 # Status marks: plain symbols (not colour emoji) so they render with any system font.
 OK = "✔"
 FAIL = "✖"
@@ -85,6 +85,8 @@ def check_video(video: str | Path | None, frame_range: tuple[int, int] | None) -
     """Probe the video (a clear ``VideoError`` if it is missing or unreadable) and check the range fits."""
     if video is None or str(video).strip() == "":
         raise VideoError("no video: upload one or pick an example first")
+    if not isinstance(video, (str, Path)):
+        raise VideoError(f"no usable video (got {type(video).__name__}): upload one or pick an example")
     path = Path(video)
     if not path.is_file():
         raise VideoError(f"video {path.name} not found (the upload may have expired): upload it again")
@@ -144,6 +146,17 @@ SPAN_TASKS = ("svg", "tr")
 _DEMO_SPAN = re.compile(r"\{\s*<t(\d*\.?\d+)>\s*,\s*<t(\d*\.?\d+)>\s*\}")
 
 
+def parse_max_new_tokens(value: Any) -> int:
+    """The slider's value (a number, or text from the API) as a whole number in [1, 4096]."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer() or not 1 <= number <= 4096:  # NaN and inf fail is_integer()
+        raise PromptError(f"max new tokens must be a whole number between 1 and 4096; got {value!r}")
+    return int(number)
+
+
 def check_query(query: str | None) -> str:
     query = (query or "").strip()
     if not query:
@@ -181,6 +194,8 @@ def _answer_from_json(text: str, name: str) -> str:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AnswerError(f"answer file {name} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except RecursionError:  # ``[[[[...]]]]`` nested deeper than the JSON decoder recurses
+        raise AnswerError(f"answer file {name} is JSON nested too deeply to be a model answer") from None
     if isinstance(data, str):
         return data
     if isinstance(data, dict):
@@ -319,9 +334,7 @@ def run_model(
         raise PromptError(f"unknown decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
     if task not in VIDEO_TASKS:
         raise PromptError(f"unknown task {task!r}: choose one of {', '.join(VIDEO_TASKS)}")
-    max_new_tokens = int(max_new_tokens)
-    if not 1 <= max_new_tokens <= 4096:
-        raise PromptError("max new tokens must be between 1 and 4096")
+    max_new_tokens = parse_max_new_tokens(max_new_tokens)
     chat = holder.get()
     # Generation is the long stage: move the bar with each streamed piece, up to ``gen_end``.
     gen_end = 1.0 if mode == DESCRIBE else 0.6

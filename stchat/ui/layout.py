@@ -89,7 +89,7 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
                max_new_tokens: float, request: gr.Request, progress: gr.Progress = _PROGRESS) -> list[Any]:
         run_dir = store.new_run_dir(session_of(request))
         return to_outputs(handlers.run_model(holder, video, query, mode, task, frange, decoding,
-                                             int(max_new_tokens), run_dir, progress_of(progress), span))
+                                             max_new_tokens, run_dir, progress_of(progress), span))
 
     def on_visualise(video: str | None, answer: str, answer_file: str | None, task: str, frange: str,
                      request: gr.Request, progress: gr.Progress = _PROGRESS) -> list[Any]:

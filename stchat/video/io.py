@@ -35,6 +35,10 @@ from stchat.errors import VideoError
 _IMAGE_FORMATS = {"image2", "mjpeg", "apng", "webp"}
 
 
+# How far a container's duration may run past the last video frame before we stop believing it
+# (audio legitimately runs a little past the video in many files).
+_HEADER_SLACK_S = 2.0
+
 # Decode forward instead of seeking when the next keyframe is at most this many frames ahead.
 _RESUME_FRAMES = 48
 
@@ -272,7 +276,13 @@ def probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) ->
     else:
         fps = Fraction(1)
     frame_dur = float(1 / fps) if fps else 0.0
-    duration = container_duration / 1_000_000 if container_duration else times[-1] + frame_dur
+    video_end = float(times[-1]) + frame_dur
+    duration = container_duration / 1_000_000 if container_duration else video_end
+    if duration > video_end + max(_HEADER_SLACK_S, 0.01 * video_end):
+        # The header claims far more than the frames hold (a forged or stale duration field, a cut-off
+        # download): the frames are the truth. Otherwise a 2 s clip "lasting" 5 h would be refused by
+        # the duration limit and drawn as a sliver on the timeline.
+        duration = video_end
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
     info = VideoInfo(
         path=str(p),
