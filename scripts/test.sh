@@ -4,14 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3.11}
-command -v "$PY" >/dev/null 2>&1 || PY=python3
-
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-# torch 2.13.0: the CPU build where a local wheel is provided, otherwise PyPI's default build.
-.venv/bin/python -m pip install --quiet "torch==2.13.0" -e ".[dev]"
+source scripts/venv.sh
+install_stchat "[dev]"
 
 # System packages for the browser end-to-end test (Chromium) and caption metrics (Java).
 # Installed only when missing and when we may (root with apt-get); otherwise those tests skip visibly.

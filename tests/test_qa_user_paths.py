@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 ANSWER = "{0.1,0.8} 0.1,: [0.1,0.1,0.5,0.5], 0.8,: [0.3,0.3,0.9,0.9]"
 
 
-def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120
+         ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "stchat.cli", *args], capture_output=True, text=True, cwd=REPO,
         env={**os.environ, **(env or {})}, timeout=timeout,
@@ -53,7 +54,8 @@ def _small_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48)) -> P
     w, h = size
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        # yuv420p needs even sizes; odd ones (a phone's 321x241 crop) come as yuv444p.
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p" if w % 2 == h % 2 == 0 else "yuv444p"
         vs.codec_context.options = {"preset": "ultrafast"}
         for i in range(n):
             img = np.full((h, w, 3), 10 + 15 * i, dtype=np.uint8)
@@ -130,12 +132,11 @@ def test_render_reports_repairs_after_success(small: Path, tmp_path: Path) -> No
 
 
 def test_render_answer_file_that_is_a_folder_or_binary(small: Path, tmp_path: Path) -> None:
-    _one_error_line(_run(["render", str(small), "--answer-file", str(tmp_path), "--out", str(tmp_path / "o")]),
-                    "not a file")
+    out = str(tmp_path / "o")
+    _one_error_line(_run(["render", str(small), "--answer-file", str(tmp_path), "--out", out]), "not a file")
     binary = tmp_path / "a.txt"
     binary.write_bytes(bytes(range(256)))
-    _one_error_line(_run(["render", str(small), "--answer-file", str(binary), "--out", str(tmp_path / "o")]),
-                    "not UTF-8")
+    _one_error_line(_run(["render", str(small), "--answer-file", str(binary), "--out", out]), "not UTF-8")
 
 
 # --------------------------------------------------------------------------- Ctrl-C
@@ -176,7 +177,8 @@ def _mkv_claiming(path: Path, claimed_ms: float) -> Path:
         vs = out.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
         for i in range(25):
-            out.mux(vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 8, np.uint8), format="rgb24")))
+            img = np.full((48, 64, 3), i * 8, np.uint8)
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         out.mux(vs.encode(None))
     data = bytearray(path.read_bytes())
     at = data.find(b"\x44\x89")  # EBML id of Segment/Info/Duration
@@ -241,7 +243,9 @@ def test_bad_seeds_are_prompt_errors(seed: object) -> None:
         _decoding_kwargs("official", seed)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "I", "F", "1", "LA", "La", "RGBa", "YCbCr"])
+@pytest.mark.parametrize(
+    "mode", ["L", "P", "RGBA", "CMYK", "I;16", "I", "F", "1", "LA", "La", "RGBa", "YCbCr"]
+)
 def test_every_pil_mode_becomes_an_rgb_frame(mode: str) -> None:
     im = Image.new(mode, (20, 10))
     rgb = to_rgb(im)

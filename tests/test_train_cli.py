@@ -43,7 +43,8 @@ def test_run_help_lists_the_options():
     proc = subprocess.run([sys.executable, "-m", "stchat.cli", "train", "run", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr == ""
-    for opt in ("--model", "--data", "--format", "--resume", "--gradient-checkpointing", "--reduction"):
+    for opt in ("--model", "--data", "--format", "--resume", "--gradient-checkpointing", "--reduction",
+                "--lora-dropout"):
         assert opt in proc.stdout
     for action in ("run", "merge", "prepare-vidor"):
         assert action in subprocess.run([sys.executable, "-m", "stchat.cli", "train", "--help"],

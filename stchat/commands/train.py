@@ -15,7 +15,8 @@ def _run(args: argparse.Namespace) -> int:
         "output_dir": args.output_dir, "mode": args.mode, "max_steps": args.max_steps, "epochs": args.epochs,
         "learning_rate": args.lr, "mm_vision_resampler_lr": args.resampler_lr,
         "per_device_batch_size": args.batch_size, "gradient_accumulation_steps": args.grad_accum,
-        "lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "reduction": args.reduction, "seed": args.seed,
+        "lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_dropout": args.lora_dropout,
+        "reduction": args.reduction, "seed": args.seed,
         "save_steps": args.save_steps, "resume": args.resume, "device": args.device,
         "gradient_checkpointing": True if args.gradient_checkpointing else None,
         "bf16": {"on": True, "off": False}.get(args.bf16 or ""),
@@ -76,6 +77,7 @@ def register(subparsers) -> None:
     r.add_argument("--grad-accum", type=int, help="gradient accumulation steps (default 2)")
     r.add_argument("--lora-r", type=int)
     r.add_argument("--lora-alpha", type=int)
+    r.add_argument("--lora-dropout", type=float, help="default 0.05 (official); 0 for reproducible runs")
     r.add_argument("--reduction", choices=["sum", "mean"], help="batch loss: official sum or mean")
     r.add_argument("--seed", type=int)
     r.add_argument("--save-steps", type=int)

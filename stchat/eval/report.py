@@ -20,7 +20,6 @@ from typing import Any
 
 from stchat.errors import StchatError
 from stchat.eval import breakdown as bd
-from stchat.eval import plots
 from stchat.eval.breakdown import BinRow, SampleScore
 
 
@@ -164,6 +163,7 @@ def build_report(
     captions: bool = True,
 ) -> ReportOutputs:
     """Build the report folder for every result file below ``result_dir``."""
+    from stchat.eval import plots  # matplotlib is imported only when a report is drawn
     from stchat.eval.gallery import render_gallery
 
     out = Path(out_dir)

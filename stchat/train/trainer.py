@@ -11,9 +11,19 @@ packer with a freshly initialised one; we start from the released packer weights
 fine-tuning a released checkpoint needs.
 
 Multi-GPU / multi-node runs go through ``accelerate`` (``accelerate launch --config_file
-configs/accelerate_zero2.yaml -m stchat.cli train run ...``); gradients are averaged over processes, so
-a run on N processes with per-device batch b equals one process with batch N*b when ``reduction`` is
-``mean`` (with the official ``sum`` the effective learning rate scales with b, as officially).
+configs/accelerate_zero2.yaml -m stchat.cli train run ...``; ``torchrun --nproc_per_node N -m stchat.cli
+train run ...`` works too, with gloo on CPU). Process r takes every N-th sample of each global batch and
+gradients are averaged over processes, so N processes with per-device batch b train the same adapter
+as one process with batch N*b -- to rounding (measured: <= 6e-6 after 4 steps, 2 gloo processes) --
+when ``reduction`` is ``mean``, ``lora_dropout`` is 0 (masks are drawn per process) and the sample
+count is a multiple of N*b. With the official ``sum`` the effective learning rate scales with b, as
+officially.
+
+Speed (``cache_vision_features``, default on): the SigLIP tower is frozen, so its output is computed
+once per media item (``stchat.train.features``) and later visits skip decoding, preprocessing and the
+tower; projector, LAPE and packer still run every step (they are trainable or feed trainable tables).
+Measured on the tiny golden model, 2 loaded CPU cores, 6 synthetic clips: 1.5 s per cached step
+against 8.2 s uncached, with an identical loss curve.
 
 Resume is exact: a checkpoint holds the trainable weights, optimizer, scheduler, every RNG state and
 the data position (global step); the per-epoch data order is a pure function of (seed, epoch).
@@ -73,7 +83,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     cache_vision_features: bool = True  # SigLIP is frozen and runs under no_grad: its output can be reused
     vision_cache_mb: int = 4096  # bound of that cache (a 7B-model video is ~168 MB of bf16 tower output)
-    cache_media: bool = False  # keep decoded pixels in memory (small sets, many epochs)
+    cache_media: bool = False  # keep decoded pixels in memory (only useful without the vision cache)
     seed: int = 0
     save_steps: int = 200
     save_total_limit: int = 3

@@ -67,15 +67,21 @@ def _noop_progress(fraction: float, desc: str) -> None:
 # --------------------------------------------------------------------------- input checks
 
 
+def _parse_pair(text: str, number: str) -> tuple[str, str] | None:
+    """Two numbers written ``a, b``, ``[a, b]``, ``a-b`` or ``a b``; ``None`` if the text is not that."""
+    m = re.fullmatch(rf"\[?\s*({number})\s*(?:,|-|\s)\s*({number})\s*\]?", text)
+    return None if m is None else (m.group(1), m.group(2))
+
+
 def parse_frame_range(text: str | None) -> tuple[int, int] | None:
     """``""`` → whole video; ``"0, 829"``, ``"[0, 829]"`` or ``"0-829"`` → inclusive frame range."""
     text = (text or "").strip()
     if not text:
         return None
-    nums = re.fullmatch(r"\[?\s*(\d+)\s*(?:,|-|\s)\s*(\d+)\s*\]?", text)
-    if nums is None:
+    pair = _parse_pair(text, r"\d+")
+    if pair is None:
         raise PromptError(f"frame range {text!r} not understood: write it as first, last (e.g. 0, 829)")
-    first, last = int(nums.group(1)), int(nums.group(2))
+    first, last = int(pair[0]), int(pair[1])
     if last < first:
         raise PromptError(f"frame range [{first}, {last}]: the last frame comes before the first")
     return first, last
@@ -106,10 +112,10 @@ def parse_time_span(text: str | None) -> tuple[float, float] | None:
     text = (text or "").strip()
     if not text:
         return None
-    m = re.fullmatch(r"\[?\s*(\d+(?:\.\d+)?)\s*(?:,|-|\s)\s*(\d+(?:\.\d+)?)\s*\]?", text)
-    if m is None:
+    pair = _parse_pair(text, r"\d+(?:\.\d+)?")
+    if pair is None:
         raise PromptError(f"time span {text!r} not understood: write it as start, end in seconds (e.g. 2, 7)")
-    start, end = float(m.group(1)), float(m.group(2))
+    start, end = float(pair[0]), float(pair[1])
     if end <= start:
         raise PromptError(f"time span {start:g}–{end:g} s: the end must come after the start")
     return start, end
