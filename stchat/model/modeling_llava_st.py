@@ -36,16 +36,9 @@ from stchat.model.configuration_llava_st import (
     TEMPORAL_KERNEL,
     LlavaSTConfig,
 )
+from stchat.processing.coords import VARIABLE_KEYS  # the six location lists of a prompt
 
 COORD_KINDS = ("temporal", "spatial_height", "spatial_width")  # extended-vocabulary order: T, H, W (§2)
-VARIABLE_KEYS = (
-    "temporal_input_locations",
-    "temporal_output_locations",
-    "spatial_height_input_locations",
-    "spatial_height_output_locations",
-    "spatial_width_input_locations",
-    "spatial_width_output_locations",
-)
 
 
 # ====================================================================== NTP / coordinate helpers

@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 
+from stchat.processing.coords import VARIABLE_KEYS
 from stchat.processing.prompt import SYSTEM_MESSAGE
 from stchat.processing.prompt import expand_media as expand_media_text
-from stchat.train.objective import IGNORE_INDEX, VARIABLE_KEYS, TrainDataError
+from stchat.train.objective import IGNORE_INDEX, TrainDataError
 
 SYSTEM_PROMPT = SYSTEM_MESSAGE  # the official training system message equals the inference one
 ROLES = {"human": "user", "gpt": "assistant"}

@@ -38,14 +38,6 @@ OUTPUT_KEYS = (
     "spatial_height_output_locations",
     "spatial_width_output_locations",
 )
-VARIABLE_KEYS = (
-    "temporal_input_locations",
-    "temporal_output_locations",
-    "spatial_height_input_locations",
-    "spatial_height_output_locations",
-    "spatial_width_input_locations",
-    "spatial_width_output_locations",
-)
 
 
 class TrainDataError(StchatError):
