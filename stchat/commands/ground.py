@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="box as frame fractions (elc, reg)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: per device)")
+    p.add_argument("--quantize", choices=("8bit", "4bit"), default=None,
+                   help="load the weights quantised with bitsandbytes (CUDA only)")
     p.add_argument("--no-render", action="store_true", help="only print the answer")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated (stderr)")
     p.set_defaults(handler=run)
@@ -117,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     question, is_image = _precheck(args)
     from stchat.chat import StableChat
 
-    chat = StableChat(args.model, device=args.device, dtype=args.dtype, adapter=args.adapter)
+    quant = {f"load_in_{args.quantize}": True} if args.quantize else {}
+    chat = StableChat(args.model, device=args.device, dtype=args.dtype, adapter=args.adapter, **quant)
 
     def _echo(piece: str) -> None:
         print(piece, end="", file=sys.stderr, flush=True)

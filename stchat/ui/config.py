@@ -33,6 +33,17 @@ class AppConfig:
     session_max_age_s: float = 2 * 3600.0
     queue_size: int = 16  # waiting runs beyond this are refused instead of piling up behind the GPU
     assets_dir: Path = ASSETS_DIR
+    adapter: Path | None = None  # fine-tuning output (stchat train) applied on load
+    quantize: str | None = None  # "8bit" / "4bit" (bitsandbytes, CUDA) for small GPUs
+
+    def load_kwargs(self) -> dict[str, object]:
+        """Keyword arguments of ``StableChat`` beyond the model id."""
+        kwargs: dict[str, object] = {}
+        if self.adapter is not None:
+            kwargs["adapter"] = self.adapter
+        if self.quantize is not None:
+            kwargs[f"load_in_{self.quantize}"] = True
+        return kwargs
 
     def resolved_work_dir(self) -> Path:
         if self.work_dir is not None:
@@ -44,6 +55,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="app.py", description="stchat web app: find when and where in a video.")
     p.add_argument("--model", default=os.environ.get("STCHAT_MODEL", DEFAULT_MODEL),
                    help="checkpoint directory or hub id (env STCHAT_MODEL; default %(default)s)")
+    p.add_argument("--adapter", type=Path, default=None,
+                   help="fine-tuning output directory (stchat train) to apply to the model")
+    p.add_argument("--quantize", choices=("8bit", "4bit"), default=None,
+                   help="load the weights quantised with bitsandbytes (CUDA only; less GPU memory)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
     p.add_argument("--max-upload-mb", type=int, default=500, help="largest accepted upload in MB")
@@ -63,4 +78,6 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         max_upload_mb=args.max_upload_mb,
         work_dir=args.work_dir,
         session_max_age_s=args.session_max_age_h * 3600.0,
+        adapter=args.adapter,
+        quantize=args.quantize,
     )

@@ -44,7 +44,7 @@ def prepare(config: AppConfig) -> tuple[ModelHolder, SessionStore]:
         import shutil
 
         atexit.register(shutil.rmtree, work, True)
-    holder = ModelHolder(config.model)
+    holder = ModelHolder(config.model, **config.load_kwargs())
     holder.start()  # background: the page is up long before a 7B model is
     return holder, store
 

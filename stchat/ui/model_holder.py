@@ -40,11 +40,13 @@ class ModelStatus:
         return f"{icon} **Model** `{self.model}`: {self.message}"
 
 
-def default_loader(model: str) -> Loader:
+def default_loader(model: str, **load_kwargs: Any) -> Loader:
+    """Loads ``StableChat(model, **load_kwargs)`` (adapter, load_in_8bit, ...) when called."""
+
     def load() -> Any:
         from stchat.chat import StableChat  # heavy import (torch, transformers): only when loading
 
-        return StableChat(model=model)
+        return StableChat(model=model, **load_kwargs)
 
     return load
 
@@ -67,9 +69,9 @@ def explain_load_failure(exc: BaseException) -> str:
 class ModelHolder:
     """One model per app; ``get()`` hands it out once loaded, otherwise raises ``ModelUnavailableError``."""
 
-    def __init__(self, model: str, loader: Loader | None = None) -> None:
+    def __init__(self, model: str, loader: Loader | None = None, **load_kwargs: Any) -> None:
         self.model = model
-        self._loader = loader or default_loader(model)
+        self._loader = loader or default_loader(model, **load_kwargs)
         self._lock = threading.Lock()
         self._state = "idle"
         self._message = "not loaded yet"
