@@ -169,7 +169,11 @@ def set_trainable(model, cfg: TrainConfig):
                 cfg.train_coord_tables and ("_input_embeddings" in name or "_output_embeddings" in name)):
             p.requires_grad_(True)
     if cfg.gradient_checkpointing:
-        base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        llm = base.model
+        if hasattr(llm, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.model.config.use_cache = False
     return model
 
