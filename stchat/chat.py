@@ -38,6 +38,10 @@ from stchat.video.sampling import official_frame_indices
 
 DECODINGS = ("greedy", "official")
 OFFICIAL_TEMPERATURE = 0.01  # demo.py / multi_task_inference.py (Q22)
+# The official call passes ``top_p=None``, which in HF ``generate`` overrides the checkpoint's
+# generation_config and switches top-p off. ``generate_ids`` reads None as "use the config", so "off" is
+# said with 1.0. top_k is not passed officially: the checkpoint's value, else HF's 50 (Q22).
+OFFICIAL_SAMPLING: dict[str, Any] = {"do_sample": True, "temperature": OFFICIAL_TEMPERATURE, "top_p": 1.0}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 _PREPROCESS_WORKERS = 4  # PIL releases the GIL while resizing: a few threads overlap decoding
 _SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
@@ -269,8 +273,7 @@ def _decoding_kwargs(decoding: str, seed: int | None) -> dict[str, Any]:
     if decoding == "greedy":
         return {"do_sample": False, "seed": seed}
     if decoding == "official":
-        # top_p None and top_k left to the default (HF 50), exactly the official generate call.
-        return {"do_sample": True, "temperature": OFFICIAL_TEMPERATURE, "top_p": None, "seed": seed}
+        return {**OFFICIAL_SAMPLING, "seed": seed}
     raise PromptError(f"unknown decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
 
 

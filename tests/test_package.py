@@ -6,7 +6,8 @@ import sys
 
 def test_import_is_light_and_entry_points_resolve():
     code = (
-        "import sys, stchat; heavy = [m for m in ('torch', 'transformers', 'av', 'gradio') if m in sys.modules];"
+        "import sys, stchat;"
+        "heavy = [m for m in ('torch', 'transformers', 'av', 'gradio') if m in sys.modules];"
         "print(heavy); from stchat import StableChat, render_answer, parse_answer;"
         "print(StableChat.__module__, render_answer.__module__, parse_answer.__module__)"
     )

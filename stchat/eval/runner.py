@@ -192,8 +192,9 @@ class Decoding:
 
     @classmethod
     def official(cls, max_new_tokens: int = 1024, seed: int = 0) -> Decoding:
-        # reference §5.3: do_sample=True, temperature=0.01, top_p=None, top_k stays at HF's 50
-        return cls(do_sample=True, temperature=0.01, top_k=50, max_new_tokens=max_new_tokens, seed=seed)
+        from stchat.chat import OFFICIAL_SAMPLING  # the one definition of the official sampling (Q22)
+
+        return cls(**OFFICIAL_SAMPLING, max_new_tokens=max_new_tokens, seed=seed)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

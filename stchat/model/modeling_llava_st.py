@@ -618,6 +618,7 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
             top_k = top_k if top_k is not None else getattr(gen, "top_k", None)
             top_k = 50 if top_k is None else top_k  # HF's default, which the official call inherits
             top_p = top_p if top_p is not None else getattr(gen, "top_p", None)
+        penalty = getattr(gen, "repetition_penalty", None)  # HF applies it in greedy search as well
         generator = None
         if seed is not None:
             generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -632,7 +633,7 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
             logits = self.extended_logits(out.last_hidden_state[:, -1])[0]
             if step_logits is not None:
                 step_logits.append(logits.detach().cpu())
-            token = choose_token(logits, do_sample, temperature, top_k, top_p, generator)
+            token = choose_token(logits, do_sample, temperature, top_k, top_p, generator, new_ids, penalty)
             new_ids.append(token)
             if streamer is not None:
                 streamer.put(torch.tensor([token]))

@@ -12,6 +12,26 @@ import torch
 from stchat.errors import PromptError
 
 
+def apply_repetition_penalty(
+    scores: torch.Tensor, previous: list[int], penalty: float | None
+) -> torch.Tensor:
+    """HF's ``RepetitionPenaltyLogitsProcessor`` over the ids generated so far.
+
+    The official ``generate`` receives the prompt as ``inputs_embeds`` only, so HF's running
+    ``input_ids`` -- what the penalty looks at -- holds just the generated tokens, not the prompt.
+    It is a no-op unless the checkpoint's ``generation_config.json`` sets ``repetition_penalty``.
+    """
+    if penalty is None or penalty == 1.0 or not previous:
+        return scores
+    if not penalty > 0:
+        raise PromptError(f"repetition_penalty must be > 0; got {penalty}")
+    idx = torch.tensor(sorted(set(previous)), device=scores.device)
+    picked = scores[idx]
+    scores = scores.clone()
+    scores[idx] = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return scores
+
+
 def choose_token(
     logits: torch.Tensor,
     do_sample: bool,
@@ -19,11 +39,14 @@ def choose_token(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    previous: list[int] | None = None,
+    repetition_penalty: float | None = None,
 ) -> int:
-    """One token id from a 1-D logits row."""
+    """One token id from a 1-D logits row (``previous``: the ids generated so far)."""
+    scores = apply_repetition_penalty(logits.float(), previous or [], repetition_penalty)
     if not do_sample:
-        return int(torch.argmax(logits))  # first maximum, like HF greedy search
-    scores = logits.float().clone()
+        return int(torch.argmax(scores))  # first maximum, like HF greedy search
+    scores = scores.clone()
     if temperature is not None and temperature != 1.0:
         if not temperature > 0:
             raise PromptError(f"temperature must be > 0 when sampling; got {temperature}")

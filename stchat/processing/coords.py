@@ -153,13 +153,15 @@ def format_benchmark_text(text: str, in_out: str = "INPUT") -> str:
 
 
 def _literal_number(raw: str, key: str) -> float:
+    # The literal keeps its Python type, as the official ``eval`` does: a clipped box corner is the int
+    # ``1``/``0`` (see ``_clip01``), and result files hold ``1`` there, as the official ones do, not ``1.0``.
     try:
         value = ast.literal_eval(raw.strip()) if raw.strip() else None
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         value = None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise PromptError(f"cannot read the value of <{key}{raw}>: expected a finite number")
-    return float(value)
+    return value
 
 
 def separate_token_number(text: str, key: str) -> tuple[str, list[float]]:

@@ -89,11 +89,28 @@ def apply_sampling(items: list[dict], strategy: str, rng: random.Random) -> list
     if kind == "first":
         return items[:n]
     if kind == "end":
-        return items[-n:] if n else []
+        # Official ``items[-n:]`` kept as is: ``end:0`` (or a percentage rounding to 0) takes every item.
+        return items[-n:]
     # The official code shuffles with the unseeded global RNG; we take a seeded RNG for reproducibility.
     shuffled = list(items)
     rng.shuffle(shuffled)
     return shuffled[:n]
+
+
+def _resolve(base: Path, raw: str, want_dir: bool) -> Path:
+    """A YAML path: absolute as is; relative to the YAML file, else (as officially) to the working directory.
+
+    train.py opens ``json_path``/``data_folder`` relative to the directory it runs in (the repository root),
+    so official YAML files hold such paths; ours may also be written relative to the YAML file itself.
+    """
+    p = Path(raw)
+    if p.is_absolute():
+        return p
+    beside = base / p
+    exists = beside.is_dir() if want_dir else beside.is_file()
+    if not exists and (p.is_dir() if want_dir else p.is_file()):
+        return p
+    return beside
 
 
 def load_raw(data_path: str | Path, data_folder: str | Path | None = None, seed: int = 0
@@ -117,10 +134,8 @@ def load_raw(data_path: str | Path, data_folder: str | Path | None = None, seed:
         for i, ds in enumerate(spec.get("datasets") or []):
             if "json_path" not in ds or "data_folder" not in ds:
                 raise TrainDataError(f"{path}: datasets[{i}] needs json_path and data_folder")
-            jp = Path(ds["json_path"])
-            jp = jp if jp.is_absolute() else path.parent / jp
-            folder = Path(ds["data_folder"])
-            folder = folder if folder.is_absolute() else path.parent / folder
+            jp = _resolve(path.parent, str(ds["json_path"]), want_dir=False)
+            folder = _resolve(path.parent, str(ds["data_folder"]), want_dir=True)
             items = apply_sampling(_read_list(jp), str(ds.get("sampling_strategy", "all")), rng)
             out += [(it, folder) for it in items]
         if not out:
@@ -139,23 +154,42 @@ def normalise_variables(variables: Mapping[str, Sequence[float]] | None) -> dict
     return {k: [float(v) for v in variables.get(k) or []] for k in VARIABLE_KEYS}
 
 
+def _check_media_tags(conv: list[dict[str, str]], modality: str, sid: str) -> None:
+    """Exactly one tag of the sample's own kind, anywhere in the conversation.
+
+    Officially a sample without a tag is silently replaced by the next one, a second tag adds a second
+    visual block that the splice cannot fill, and the tag (not the media) decides the block kind; each of
+    these trains on something else than the sample says, so we refuse them with the sample's id.
+    """
+    tag, other = ("<video>", "<image>") if modality == "video" else ("<image>", "<video>")
+    count = sum(m["value"].count(tag) for m in conv)
+    if any(other in m["value"] for m in conv):
+        raise TrainDataError(f"sample {sid}: {other} tag in a {modality} sample")
+    if count == 0:
+        raise TrainDataError(f"sample {sid}: no {tag} tag in any turn (add one to the first human turn)")
+    if count > 1:
+        raise TrainDataError(f"sample {sid}: {count} {tag} tags; exactly one visual block is supported")
+
+
 def to_record(raw: dict, root: Path, index: int, fmt: str = "auto") -> TrainRecord | None:
     """One raw sample -> ``TrainRecord``; ``None`` for samples without media (skipped officially)."""
     sid = str(raw.get("id", index))
     conv = raw.get("conversations")
     if not isinstance(conv, list) or not conv or not all(isinstance(m, dict) and "value" in m for m in conv):
         raise TrainDataError(f"sample {sid}: 'conversations' must be a list of {{from, value}} messages")
-    if "video" in raw:
-        modality, media = "video", raw["video"]
-    elif "image" in raw:
+    # train.py tests "image" before "video": a sample with both keys is an image sample.
+    if "image" in raw:
         modality, media = "image", raw["image"]
         if isinstance(media, list):
             if len(media) != 1:
                 raise TrainDataError(f"sample {sid}: exactly one image per sample is supported")
             media = media[0]
+    elif "video" in raw:
+        modality, media = "video", raw["video"]
     else:
         return None
     conv = [{"from": m.get("from", "human"), "value": str(m["value"])} for m in conv]
+    _check_media_tags(conv, modality, sid)
     if fmt == "stchat" or (fmt == "auto" and raw.get("format") == "stchat"):
         from stchat.train.friendly import friendly_to_official
 
@@ -204,6 +238,10 @@ def tokenize_conversation(conversations: list[dict[str, str]], tokenizer, max_le
     """Official ``preprocess_qwen`` ids and labels for one (media-expanded) conversation (Q13)."""
     ids: list[int] = []
     labels: list[int] = []
+    if conversations and ROLES.get(conversations[0]["from"], conversations[0]["from"]) != "user":
+        # Official: a conversation that does not open with a human turn loses its first message (only
+        # that one); LLaVA data sometimes starts with a model greeting.
+        conversations = conversations[1:]
     messages = [("system", SYSTEM_PROMPT)] + [(ROLES.get(m["from"], m["from"]), m["value"])
                                               for m in conversations]
     for role, content in messages:
