@@ -216,7 +216,7 @@ def load_model(
     else:
         net.generation_config = GenerationConfig.from_model_config(config)
     if adapter is not None:
-        from stchat.train.adapter import apply_adapter
+        from stchat.model.adapter import apply_adapter
 
         net = apply_adapter(net, adapter, merge=True)
     net.eval()

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from stchat.errors import StchatError
-from stchat.train.adapter import LORA_TARGET_REGEX, save_adapter
+from stchat.model.adapter import LORA_TARGET_REGEX, save_adapter
 from stchat.train.data import TrainDataset, check_media, collate, load_records
 from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
@@ -430,7 +430,7 @@ def apply_adapter_weights(model, adapter_dir: Path) -> None:
     """Load checkpointed trainable weights into a model that is already set up for training (resume)."""
     from safetensors.torch import load_file
 
-    from stchat.train.adapter import NON_LORA_FILE, _clean_name
+    from stchat.model.adapter import NON_LORA_FILE, _clean_name
 
     state = load_file(str(adapter_dir / NON_LORA_FILE))
     lora_file = adapter_dir / "adapter_model.safetensors"
