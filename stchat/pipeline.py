@@ -12,6 +12,7 @@ of other names in it are never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -137,14 +138,23 @@ def render_answer(
     gt: ParsedAnswer | None = None,
     progress: ProgressFn | None = None,
     write_annotated: bool = True,
+    segment: tuple[int, int] | None = None,
 ) -> RenderOutputs:
-    """Render ``answer`` on ``video_path`` into ``out_dir``: clip.mp4, annotated.mp4, timing.csv/json."""
+    """Render ``answer`` on ``video_path`` into ``out_dir``: clip.mp4, annotated.mp4, timing.csv/json.
+
+    ``segment`` (inclusive source frames) replaces the answer's moment: a span the user gave in seconds
+    maps to exact frames, where the answer's time tokens only reach the 100 sampled ones.
+    """
     parsed = as_parsed(answer, task)
     info = probe(video_path)
     out = prepare_out_dir(out_dir)  # after the cheap video check: a bad video creates no folder
     times = frame_times(video_path)
     frame_map = FrameMap.build(times, info.width, info.height, float(info.fps), split)
     mapped = map_answer(parsed, frame_map)
+    if segment is not None:
+        first, last = segment
+        mapped = dataclasses.replace(mapped, first_frame=first, last_frame=last,
+                                     start_s=frame_map.seconds(first), end_s=frame_map.end_seconds(last))
     gt_mapped = map_answer(gt, frame_map) if gt is not None else None
     renderer = build_renderer(mapped, info, query, gt_mapped)
     rows = timing_rows(mapped)
