@@ -7,19 +7,19 @@ so the tests assert on it (friendly one-liner, never a traceback).
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from stchat.errors import AnswerError, ModelLoadError, PromptError
-from stchat.ui import handlers
+from stchat.errors import AnswerError, ModelLoadError, PromptError, StchatError
+from stchat.ui import handlers, present
 from stchat.ui.config import DEFAULT_HOST, DEFAULT_MODEL, DEFAULT_PORT, parse_config
 from stchat.ui.model_holder import ModelHolder, ModelUnavailableError, explain_load_failure
 from stchat.ui.sessions import SessionStore
 
 SYN_A = "syn_a_640x360_25fps_tone.mp4"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def _assert_friendly(status: str) -> None:
@@ -64,7 +64,7 @@ def test_not_a_video_is_a_friendly_message(tmp_path: Path) -> None:
     r = handlers.run_model(holder, str(fake), "find it", handlers.GROUNDING, "stvg", "", "greedy", 64,
                            tmp_path)
     _assert_friendly(r.status)
-    assert r.clip is None and r.annotated is None and not r.timing_rows
+    assert r.clip is None and r.annotated is None and not r.table
     v = handlers.visualise_answer(str(fake), "{<TEMP-010><TEMP-020>}", None, "tvg", "", tmp_path)
     _assert_friendly(v.status)
 
@@ -123,7 +123,7 @@ def test_missing_weights_give_a_failed_status_and_the_run_says_why(synthetic_dir
     holder.start()
     st = holder.wait(timeout=120)
     assert st.state == "failed" and st.settled
-    assert "Visualise an answer" in st.markdown()
+    assert "Visualise an answer" in st.text()
     assert "Traceback" not in st.message
     r = handlers.run_model(holder, str(synthetic_dir / SYN_A), "find the red square", handlers.GROUNDING,
                            "stvg", "", "greedy", 32, tmp_path)
@@ -148,7 +148,7 @@ def test_get_starts_a_lazy_load_and_reports_loading() -> None:
     release.append(True)
     assert holder.wait(timeout=10).state == "ready"
     assert holder.get() == "the model"
-    assert "ready" in holder.status().markdown()
+    assert "ready" in holder.status().text()
 
 
 @pytest.mark.parametrize(
@@ -193,21 +193,95 @@ def test_read_answer_file_refuses(tmp_path: Path, name: str, content: bytes, nee
 # --------------------------------------------------------------------------- sessions and settings
 
 
-def test_sessions_are_separate_confined_and_swept(tmp_path: Path) -> None:
+def test_run_dirs_are_random_and_sessions_separate(tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "sessions", max_age_s=60)
     a1, a2 = store.new_run_dir("abc"), store.new_run_dir("abc")
     b = store.new_run_dir("../../etc/passwd")
-    assert a1 != a2 and a1.parent == a2.parent
+    assert a1 != a2 and a1.parent == a2.parent and b.parent != a1.parent
     assert b.resolve().is_relative_to((tmp_path / "sessions").resolve())
-    (a1 / "clip.mp4").write_bytes(b"x")
-    old = time.time() - 3600
-    for p in [a1 / "clip.mp4", a1, a2, a1.parent]:
-        os.utime(p, (old, old))
-    removed = store.sweep()
-    assert removed == [a1.parent]
-    assert b.is_dir()
-    store.remove_session("../../etc/passwd")
-    assert not b.parent.exists()
+    # Neither the session id nor a counter appears in the path: a result URL tells nothing about others.
+    for d in (a1, a2, b):
+        rel = d.relative_to(tmp_path / "sessions").parts
+        assert "abc" not in str(d) and "passwd" not in str(d) and not any(p.startswith("run-") for p in rel)
+        assert all(len(part) >= 16 for part in rel)
+    empty = store.new_run_dir("")  # no session id (bare API call): its own folder, no error
+    assert empty.is_dir() and empty.parent not in (a1.parent, b.parent)
+
+
+def test_session_end_deletes_runs_and_its_uploads_only(tmp_path: Path) -> None:
+    uploads = tmp_path / "gradio"
+    shared, mine = uploads / "h1" / "shared.mp4", uploads / "h2" / "mine.mp4"
+    outside = tmp_path / "assets" / "example.mp4"
+    for f in (shared, mine, outside):
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"v")
+    store = SessionStore(uploads / "sessions", max_age_s=60, upload_root=uploads)
+    run = store.new_run_dir("a")
+    (run / "clip.mp4").write_bytes(b"x")
+    for f in (shared, mine, outside):
+        store.track_upload("a", f)
+    store.track_upload("b", shared)
+    store.end_session("a")
+    assert not run.exists() and not mine.exists() and not mine.parent.exists()
+    assert shared.exists(), "an upload another live session uses must stay"
+    assert outside.exists(), "only files under the upload folder are ever deleted"
+    store.end_session("b")
+    assert not shared.exists()
+
+
+def test_quota_drops_old_runs_then_refuses(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "s", max_age_s=60, quota_bytes=1000)
+    first = store.new_run_dir("a")
+    (first / "clip.mp4").write_bytes(b"x" * 1500)
+    second = store.new_run_dir("a")  # over quota: the older run goes
+    assert not first.exists() and second.is_dir()
+    upload_root = tmp_path / "up"
+    big = upload_root / "h" / "big.mp4"
+    big.parent.mkdir(parents=True)
+    big.write_bytes(b"x" * 2000)
+    store.upload_root = upload_root
+    store.track_upload("a", big)
+    with pytest.raises(StchatError, match="quota"):
+        store.new_run_dir("a")
+
+
+def test_idle_and_api_sessions_expire(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "s", max_age_s=3600, api_ttl_s=60)
+    store.open_page("page")
+    page_run, api_run = store.new_run_dir("page"), store.new_run_dir("api-client")
+    (tmp_path / "s" / "left-by-an-earlier-process").mkdir()
+    now = time.time()
+    assert store.sweep(now + 120) == ["api-client"]  # no page to close: gone after api_ttl_s
+    assert page_run.is_dir() and not api_run.exists()
+    assert not (tmp_path / "s" / "left-by-an-earlier-process").exists()
+    assert store.sweep(now + 7200) == ["page"] and not page_run.exists()
+
+
+def test_work_dir_is_claimed_emptied_or_refused(tmp_path: Path) -> None:
+    from stchat.ui.launch import MARKER, claim_work_dir, empty_work_dir
+
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(SystemExit, match="other files"):
+        claim_work_dir(foreign)
+    assert (foreign / "thesis.tex").exists()
+    work = tmp_path / "work"
+    assert claim_work_dir(work) is True
+    (work / "gradio" / "old").mkdir(parents=True)
+    assert claim_work_dir(work) is False and sorted(p.name for p in work.iterdir()) == [MARKER]
+    empty_work_dir(work)
+    assert list(work.iterdir()) == []
+
+
+def test_status_text_is_escaped_and_hides_server_paths() -> None:
+    line = "✖ video [click](http://evil.example) **x** <b>y</b> not found in /tmp/stchat-app-1/gr/ab/v.mp4"
+    shown = present.status_html(line)
+    assert "<b>" not in shown and "&lt;b&gt;" in shown and "[click](http://evil.example)" in shown
+    assert "/tmp" not in shown and "v.mp4" in shown
+    assert present.hide_paths("cannot read /opt/models/st/config.json: x") == "cannot read config.json: x"
+    status = ModelHolder("/srv/models/secret-dir/demo").status().text()
+    assert "/srv" not in status and "demo" in status
 
 
 def test_config_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,14 +318,40 @@ def test_visualise_uploaded_answer_file_renders_the_moment(synthetic_dir: Path, 
     answer_file.write_text(json.dumps({"raw_text": answer}))
     seen: list[float] = []
     r = handlers.visualise_answer(str(synthetic_dir / SYN_A), "", str(answer_file), "stvg", "",
-                                  tmp_path / "run", lambda f, d: seen.append(f))
+                                  tmp_path / "run", lambda f, d: seen.append(f), full=True)
     assert r.ok, r.status
     assert r.raw_answer == answer and r.normalised_answer.startswith("{0.")
     assert r.clip is not None and r.annotated is not None
     expected_s = (round(e / 99 * (n - 1)) - round(s / 99 * (n - 1)) + 1) / fps
     assert abs(probe(r.clip).duration_s - expected_s) < 2 / fps
     assert abs(probe(r.annotated).duration_s - gt["duration_s"]) < 2 / fps
-    kinds = [row[r.timing_headers.index("kind")] for row in r.timing_rows]
-    assert kinds == ["segment", "keyframe"]
+    kinds = [row.what for row in r.table]
+    # One box given: it is the model's; every other sampled frame of the segment has a held box.
+    assert kinds[:2] == [present.SEGMENT, present.MODEL_BOX] and set(kinds[2:]) == {present.INTERPOLATED}
+    seg = r.table[0]
+    assert seg.last_frame is not None and seg.last_frame > seg.first_frame
+    assert abs((seg.end_s - seg.start_s) - expected_s) < 1e-3
     assert {p.name for p in r.downloads} == {"clip.mp4", "annotated.mp4", "timing.csv", "timing.json"}
     assert seen == sorted(seen) and seen[-1] == 1.0  # the progress bar only moves forward, and finishes
+
+
+def test_svg_answer_without_boxes_does_not_say_found(synthetic_dir: Path, tmp_path: Path) -> None:
+    r = handlers.visualise_answer(str(synthetic_dir / SYN_A), "{<TEMP-010><TEMP-020>}", None, "svg", "",
+                                  tmp_path)
+    assert not r.ok and "Found" not in r.status and "No boxes" in r.status, r.status
+    tvg = handlers.visualise_answer(str(synthetic_dir / SYN_A), "{<TEMP-010><TEMP-020>}", None, "tvg", "",
+                                    tmp_path / "tvg")
+    assert tvg.ok and "Found" in tvg.status
+
+
+def test_seconds_span_maps_to_exact_frames() -> None:
+    """"1, 3" s at 15 fps is frames 15–44: shown 1.000 → 3.000 s, not one frame early."""
+    from stchat.video.io import probe
+
+    video = ASSETS / "ball_left_to_right.mp4"
+    info = probe(video)
+    frames, fractions = handlers.span_frames(str(video), info, None, (1.0, 3.0))
+    assert frames == (15, 44)
+    assert fractions == (round(15 / 119, 3), round(44 / 119, 3))
+    with pytest.raises(PromptError, match="after the video ends"):
+        handlers.span_frames(str(video), info, None, (9.0, 10.0))

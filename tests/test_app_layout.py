@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stchat.ui import handlers
+from stchat.ui import handlers, present
 from stchat.ui.config import AppConfig
 from stchat.ui.model_holder import ModelHolder
 from stchat.ui.sessions import SessionStore
@@ -35,9 +35,21 @@ def test_to_outputs_orders_values_like_the_panel(tmp_path: Path) -> None:
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"x")
-    r = handlers.RunResult("✔ Found", clip, None, ["kind"], [["segment"]], "raw", "norm", [clip])
+    row = present.TableRow(present.SEGMENT, 1.0, 3.0, 15, 44)
+    r = handlers.RunResult("✔ Found <i>", clip, None, [row], "raw", "norm", [clip])
     status, c, a, table, raw, norm, files = to_outputs(r)
-    assert (status, c, a, raw, norm) == ("✔ Found", str(clip), None, "raw", "norm")
-    assert table == {"headers": ["kind"], "data": [["segment"]]} and files == [str(clip)]
+    assert (status, c, a, raw, norm) == ("✔ Found &lt;i&gt;", str(clip), None, "raw", "norm")
+    assert table["data"] == [["segment", "1.000", "3.000", "2.000", "15–44", ""]] and files == [str(clip)]
     empty = to_outputs(handlers.RunResult("✖ no video"))
-    assert empty[1:4] == [None, None, None] and empty[6] is None
+    assert empty[1:3] == [None, None] and empty[6] is None
+    # The same columns, in the same order, whether the table is empty or filled.
+    assert empty[3]["headers"] == table["headers"] == list(present.TABLE_COLUMNS)
+
+
+def test_examples_are_plain_descriptions_with_visible_options() -> None:
+    from stchat.ui.config import ASSETS_DIR
+    from stchat.ui.layout import load_examples
+
+    for e in load_examples(ASSETS_DIR):
+        assert len(e["description"]) < 80 and "Please" not in e["description"], e["description"]
+        assert e["task"] in handlers.VIDEO_TASKS

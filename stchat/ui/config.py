@@ -31,6 +31,8 @@ class AppConfig:
     max_upload_mb: int = 500
     work_dir: Path | None = None  # None: a fresh folder under the system temp dir, removed on exit
     session_max_age_s: float = 2 * 3600.0
+    session_quota_mb: int = 2000  # uploads + outputs of one session; older runs are dropped first
+    api_ttl_s: float = 900.0  # runs made through the raw HTTP API (no page to close) live this long
     queue_size: int = 16  # waiting runs beyond this are refused instead of piling up behind the GPU
     assets_dir: Path = ASSETS_DIR
     adapter: Path | None = None  # fine-tuning output (stchat train) applied on load
@@ -63,9 +65,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
     p.add_argument("--max-upload-mb", type=int, default=500, help="largest accepted upload in MB")
     p.add_argument("--work-dir", type=Path, default=None,
-                   help="where per-session outputs and uploads go (default: a temp folder removed on exit)")
+                   help="where per-session outputs and uploads go; emptied at start and exit (default: a "
+                        "temp folder removed on exit)")
     p.add_argument("--session-max-age-h", type=float, default=2.0,
-                   help="outputs older than this many hours are deleted")
+                   help="a session idle this many hours ends and its files are deleted")
+    p.add_argument("--session-quota-mb", type=int, default=2000,
+                   help="disk space one session's uploads and outputs may use (older runs go first)")
     return p
 
 
@@ -78,6 +83,7 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         max_upload_mb=args.max_upload_mb,
         work_dir=args.work_dir,
         session_max_age_s=args.session_max_age_h * 3600.0,
+        session_quota_mb=args.session_quota_mb,
         adapter=args.adapter,
         quantize=args.quantize,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -27,23 +28,51 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+MARKER = ".stchat-app-work"  # marks a folder the app may empty; any other non-empty folder is refused
+
+
+def claim_work_dir(work: Path) -> bool:
+    """Create or empty the work folder; returns whether it was created. Refuses a folder of other files."""
+    created = not work.exists()
+    if not created:
+        if not work.is_dir():
+            raise SystemExit(f"stchat app: error: --work-dir {work} is not a folder")
+        if any(work.iterdir()) and not (work / MARKER).is_file():
+            raise SystemExit(f"stchat app: error: --work-dir {work} holds other files; give an empty or new "
+                             "folder (the app deletes its contents at start and exit)")
+        empty_work_dir(work)  # what a previous run (killed, crashed) left is no one's any more
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text("stchat app work folder: emptied at every start and exit\n")
+    return created
+
+
+def empty_work_dir(work: Path) -> None:
+    for child in work.iterdir() if work.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def prepare(config: AppConfig) -> tuple[ModelHolder, SessionStore]:
     """Work folders, cleanup hooks and the model loader; call before importing Gradio."""
     work = config.resolved_work_dir()
-    created = not work.exists()
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(work / "gradio"))
+    created = claim_work_dir(work)
+    # Forced, not defaulted: uploads and Gradio's cache must be inside the folder we empty on exit.
+    os.environ["GRADIO_TEMP_DIR"] = str(work / "gradio")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from an offline host
-    # Session outputs live inside Gradio's own cache folder: Gradio serves that folder anyway, so
-    # ``allowed_paths`` need not grow, and it works whatever --work-dir is.
-    store = SessionStore(Path(os.environ["GRADIO_TEMP_DIR"]) / "stchat-sessions", config.session_max_age_s)
-    store.sweep()
+    # Session outputs live inside Gradio's own cache folder: Gradio serves that folder anyway (without
+    # copying), so ``allowed_paths`` need not grow, and deleting a run makes it unservable.
+    gradio_dir = Path(os.environ["GRADIO_TEMP_DIR"])
+    store = SessionStore(gradio_dir / "stchat-sessions", config.session_max_age_s,
+                         quota_bytes=config.session_quota_mb * 1_000_000, api_ttl_s=config.api_ttl_s,
+                         upload_root=gradio_dir)
     store.start_sweeper()
-    atexit.register(store.remove_all)
     if created:
-        import shutil
-
         atexit.register(shutil.rmtree, work, True)
+    else:
+        atexit.register(empty_work_dir, work)
+    atexit.register(store.remove_all)
     holder = ModelHolder(config.model, **config.load_kwargs())
     holder.start()  # background: the page is up long before a 7B model is
     return holder, store

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stchat.errors import ModelLoadError, StchatError
@@ -35,9 +36,28 @@ class ModelStatus:
     def settled(self) -> bool:
         return self.state in ("ready", "failed")
 
-    def markdown(self) -> str:
+    def text(self) -> str:
+        """``✔ Model demo: ready (…). <what it is for>`` — plain text; the page escapes it and hides paths."""
         icon = {"idle": "○", "loading": "…", "ready": "✔", "failed": "⚠"}[self.state]
-        return f"{icon} **Model** `{self.model}`: {self.message}"
+        line = f"{icon} Model {display_name(self.model)}: {self.message}"
+        purpose = model_purpose(self.model)
+        return f"{line}\n{purpose}" if purpose else line
+
+
+def display_name(model: str) -> str:
+    """A hub id as is; a local folder by its own name only (visitors need not see server paths)."""
+    p = Path(model)
+    return p.name if (p.is_absolute() or model.startswith(".")) else model
+
+
+def model_purpose(model: str) -> str:
+    """What the running model is for, from the one place that chooses models (when it exists)."""
+    try:
+        from stchat.model import choice
+    except ImportError:  # older checkouts: no description to show
+        return ""
+    describe = getattr(choice, "describe_model", None)
+    return str(describe(model)) if callable(describe) else ""
 
 
 def default_loader(model: str, **load_kwargs: Any) -> Loader:
