@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 from test_video_support import clip_path
 
-from stchat.chat import _decoding_kwargs, load_media
+from stchat.chat import _decoding_kwargs
+from stchat.media import load_sampled as load_media
 from stchat.errors import AnswerError, PromptError, StchatError, VideoError
 from stchat.pipeline import OutputError, prepare_out_dir, render_answer
 from stchat.processing.image import preprocess, to_rgb

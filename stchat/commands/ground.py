@@ -6,17 +6,22 @@ bad input fails in a second with one line, not after minutes of loading weights.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from stchat.errors import PromptError, VideoError
 from stchat.processing.coords import format_query
-from stchat.processing.prompt import MAX_QUERY_CHARS, neutralize
-from stchat.processing.tasks import ALL_TASKS, compose_query, task_modality
+from stchat.processing.prompt import neutralize
+from stchat.request import LIMITS, GroundingRequest, is_image_path
+from stchat.tasks import all_tasks, get_task, task_names
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+if TYPE_CHECKING:
+    from stchat.answer import GroundingResult
+    from stchat.media import MediaContext
+
+# The model, the decoder and the renderer (torch, transformers, PyAV, OpenCV) are imported by the
+# handlers, not here: every command module is imported to build ``stchat --help``, and ``stchat probe``
+# must not pay seconds of imports it never uses.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("video", metavar="VIDEO", type=Path, help="video file (or image file for rec/reg/dgc)")
     p.add_argument("query", metavar="QUERY", help="a full question, or a description the task template wraps")
-    p.add_argument("--task", default="stvg", choices=ALL_TASKS, help="what to ask (default: stvg)")
+    tasks = "; ".join(f"{t.name}: {t.title}" for t in all_tasks())
+    p.add_argument("--task", default="stvg", choices=task_names(), metavar="TASK",
+                   help=f"what to ask (default: stvg) -- {tasks}")
     p.add_argument("--split", nargs=2, type=int, metavar=("FIRST", "LAST"), help="inclusive frame range")
     p.add_argument("--model", default=None, help="checkpoint directory or hub id (default: $STCHAT_MODEL or "
                    "appletea2333/LLaVA-ST-Qwen2-7B)")
@@ -37,12 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--decoding", default="greedy", choices=("greedy", "official"),
                    help="greedy (reproducible) or official (temperature 0.01 sampling, as the demo)")
     p.add_argument("--seed", type=int, default=None, help="seed for --decoding official")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget (default 1024)")
-    p.add_argument("--span", nargs=2, type=float, metavar=("START", "END"),
-                   help="time span as clip fractions (svg, tr)")
-    p.add_argument("--start", type=float, default=None, help="event start as a clip fraction (elc)")
-    p.add_argument("--region", nargs=4, type=float, metavar=("X1", "Y1", "X2", "Y2"),
-                   help="box as frame fractions (elc, reg)")
+    p.add_argument("--max-new-tokens", type=int, default=LIMITS.default_max_new_tokens,
+                   help=f"generation budget (default {LIMITS.default_max_new_tokens}, at most "
+                   f"{LIMITS.max_new_tokens})")
+    p.add_argument("--span", nargs=2, metavar=("START", "END"),
+                   help="time span (svg, tr): seconds with an s (--span 2s 6s) or fractions of the frame "
+                   "range (--span 0.25 0.75)")
+    p.add_argument("--start", default=None, help="event start (elc): seconds (2s) or a fraction (0.25)")
+    p.add_argument("--region", nargs=4, metavar=("X1", "Y1", "X2", "Y2"),
+                   help="box (elc, reg): fractions of the frame (0.1 0.2 0.5 0.6) or pixels (64px ...)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: per device)")
     p.add_argument("--quantize", choices=("8bit", "4bit"), default=None,
@@ -52,71 +62,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _precheck(args: argparse.Namespace) -> tuple[str, bool]:
-    """Everything that can be checked without the model; returns (question, is_image)."""
-    if not args.video.is_file():
-        raise VideoError(f"not found: {args.video}")
-    if not 1 <= args.max_new_tokens <= 8192:
-        raise PromptError(f"--max-new-tokens must be between 1 and 8192; got {args.max_new_tokens}")
-    if len(args.query) > MAX_QUERY_CHARS:
-        # The prompt builder refuses it too, but only after the model has loaded (minutes for 7B).
-        raise PromptError(
-            f"the query is too long ({len(args.query)} characters; the limit is {MAX_QUERY_CHARS})"
-        )
-    question = compose_query(args.task, args.query, span=args.span, start=args.start, region=args.region)
+def build_request(args: argparse.Namespace) -> GroundingRequest:
+    return GroundingRequest(
+        args.video, args.task, args.query, span=args.span, start=args.start, region=args.region,
+        split=tuple(args.split) if args.split else None, max_new_tokens=args.max_new_tokens,
+        decoding=args.decoding, seed=args.seed,
+    )
+
+
+def precheck(request: GroundingRequest, out: Path, names: tuple[str, ...]) -> MediaContext:
+    """Everything that can be checked without the model: the request, the media, the question, ``out``."""
+    from stchat.media import media_context
+    from stchat.pipeline import prepare_out_dir
+
+    context = media_context(request.media, request.split, request.fps)
+    question = request.question(context.timeline, context.size)
     format_query(neutralize(question), "demo")  # coordinate syntax and values, before any loading
-    is_image = args.video.suffix.lower() in _IMAGE_SUFFIXES
-    need = task_modality(args.task)
-    if need == "video" and is_image:
-        raise PromptError(f"task {args.task!r} needs a video; {args.video.name} is an image")
-    if need == "image" and not is_image:
-        raise PromptError(f"task {args.task!r} needs an image; {args.video.name} is not one")
-    if is_image:
-        if args.split is not None:
-            raise PromptError("--split only applies to videos")
-        from stchat.processing.image import load_image
-
-        load_image(args.video)
-    else:
-        from stchat.video.io import probe
-        from stchat.video.sampling import official_frame_indices
-
-        info = probe(args.video)
-        try:
-            official_frame_indices(info.frame_count, args.split)
-        except ValueError as exc:
-            raise VideoError(str(exc)) from None
-    from stchat.pipeline import FILES, prepare_out_dir
-
     # A bad --out fails here, in a second, not after the model has loaded and answered.
-    prepare_out_dir(args.out, ("answer.json",) if args.no_render else (*FILES, "answer.json"))
-    return question, is_image
+    prepare_out_dir(out, names)
+    return context
 
 
-def _answer_record(result: Any) -> dict[str, Any]:
-    p = result.parsed
-    return {
-        "task": result.task,
-        "query": result.query,
-        "raw_text": result.raw_text,
-        "normalized_text": result.normalized_text,
-        "parsed": {
-            "span": p.span, "boxes": {str(k): v for k, v in p.boxes.items()}, "box": p.box,
-            "end_time": p.end_time, "caption": p.caption,
-            "phrases": [{"text": ph.text, "box": ph.box} for ph in p.phrases], "warnings": p.warnings,
-        },
-        "frame_indices": result.frame_indices,
-        "frame_times_s": result.frame_times_s,
-        "split": result.split,
-        "variables": result.variables,
-        "decoding": result.decoding,
-        "seed": result.seed,
-        "timings": result.timings,
-    }
+def _names(args: argparse.Namespace) -> tuple[str, ...]:
+    from stchat.pipeline import FILES
+
+    return ("answer.json",) if args.no_render else (*FILES, "answer.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    question, is_image = _precheck(args)
+    request = build_request(args)
+    precheck(request, args.out, _names(args))
     from stchat.chat import StableChat
 
     quant = {f"load_in_{args.quantize}": True} if args.quantize else {}
@@ -125,29 +100,31 @@ def run(args: argparse.Namespace) -> int:
     def _echo(piece: str) -> None:
         print(piece, end="", file=sys.stderr, flush=True)
 
-    result = chat.ground(
-        args.video, question, task=args.task, split=args.split, max_new_tokens=args.max_new_tokens,
-        decoding=args.decoding, seed=args.seed, on_token=_echo if args.stream else None,
-    )
+    result = chat.answer(request, on_token=_echo if args.stream else None)
     if args.stream:
         print(file=sys.stderr)
     print(f"question: {result.query}")
     print(f"answer: {result.normalized_text}")
+    return write_outputs(result, args.out, render=not args.no_render)
+
+
+def write_outputs(result: GroundingResult, out: Path, render: bool = True) -> int:
+    """``answer.json`` and, for a video answer, the rendered files; the exit code (1: nothing to draw)."""
+    from stchat.pipeline import prepare_out_dir, render_answer, write_text_atomic
+
     for w in result.parsed.warnings:
         print(f"stchat: warning: {w}", file=sys.stderr)
-    from stchat.pipeline import prepare_out_dir, write_text_atomic
-
-    answer_json = prepare_out_dir(args.out, ("answer.json",)) / "answer.json"
-    write_text_atomic(answer_json, json.dumps(_answer_record(result), indent=1))
+    answer_json = prepare_out_dir(out, ("answer.json",)) / "answer.json"
+    write_text_atomic(answer_json, result.to_json())
     print(f"answer.json: {answer_json}")
-    if args.no_render or is_image or args.task == "caption":
+    spec = get_task(result.task)
+    if not render or not spec.is_video or result.media is None or is_image_path(result.media):
         return 0
-    if not result.parsed.ok:
-        print(f"stchat: the answer has nothing to draw for task {args.task}", file=sys.stderr)
+    answer = result.answer  # the asked span stands in when the answer names none (svg, tr)
+    if not answer.ok:
+        print(f"stchat: the answer has nothing to draw for task {result.task}", file=sys.stderr)
         return 1
-    from stchat.pipeline import render_answer
-
-    outs = render_answer(args.video, result.parsed, args.task, args.split, args.out, query=question)
+    outs = render_answer(result.media, answer, result.task, result.split, out, query=result.query)
     print(f"clip: {outs.clip}")
     if outs.annotated is not None:
         print(f"annotated: {outs.annotated}")

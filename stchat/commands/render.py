@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from stchat.answer import TASKS
 from stchat.errors import AnswerError
 from stchat.pipeline import as_parsed, render_answer
+from stchat.tasks import task_names
 
 MAX_ANSWER_BYTES = 16 * 1024**2  # far beyond any model answer; keeps a wrong file from filling memory
 MAX_WARNINGS_SHOWN = 5
@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--answer", help="the model's answer text")
     src.add_argument("--answer-file", type=Path, help="file holding the model's answer text")
-    p.add_argument("--task", default="stvg", choices=TASKS, help="task the answer is for (default: stvg)")
-    p.add_argument("--split", nargs=2, type=int, metavar=("A", "B"), help="inclusive frame range sampled")
+    p.add_argument("--task", default="stvg", choices=task_names(),
+                   help="task the answer is for (default: stvg)")
+    p.add_argument("--split", nargs=2, type=int, metavar=("FIRST", "LAST"), help="inclusive frame range sampled")
     p.add_argument("--query", help="the question, drawn as a label")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--no-annotated", action="store_true", help="write only the clip (faster)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from stchat.errors import VideoError
+from stchat.video.info import VideoInfo
 
 # Demuxers FFmpeg uses for still images: a renamed photo opens "fine" as a one-frame stream.
 _IMAGE_FORMATS = {"image2", "mjpeg", "apng", "webp"}
@@ -55,39 +56,6 @@ class VideoLimits:
 
 
 DEFAULT_LIMITS = VideoLimits()
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """Facts about a video file; ``width``/``height`` are the displayed size (after rotation)."""
-
-    path: str
-    container: str
-    video_codec: str
-    duration_s: float
-    fps: Fraction
-    fps_float: float
-    frame_count: int
-    width: int
-    height: int
-    coded_width: int
-    coded_height: int
-    rotation: int  # clockwise degrees the decoded picture is turned for display (0/90/180/270)
-    has_audio: bool
-    audio_codec: str | None
-    audio_sample_rate: int | None
-    audio_channels: int | None
-    start_time_s: float  # presentation time of frame 0 on the file clock
-    vfr: bool
-    sample_aspect_ratio: Fraction | None
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
-        d["sample_aspect_ratio"] = (
-            None if self.sample_aspect_ratio is None else str(self.sample_aspect_ratio).replace("/", ":")
-        )
-        return d
 
 
 @dataclass(frozen=True)
