@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--answer-file", type=Path, help="file holding the model's answer text")
     p.add_argument("--task", default="stvg", choices=task_names(),
                    help="task the answer is for (default: stvg)")
-    p.add_argument("--split", nargs=2, type=int, metavar=("FIRST", "LAST"), help="inclusive frame range sampled")
+    p.add_argument("--split", nargs=2, type=int, metavar=("FIRST", "LAST"),
+                   help="inclusive frame range sampled")
     p.add_argument("--query", help="the question, drawn as a label")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--no-annotated", action="store_true", help="write only the clip (faster)")
