@@ -10,11 +10,12 @@ model text: anything odd yields a result whose ``warnings`` say what was wrong. 
 
 from __future__ import annotations
 
-from stchat.answer import ParsedAnswer
+from stchat.answer import GroundingResult, ParsedAnswer, Span
 from stchat.parsers import normalize_answer_text
 from stchat.tasks import find_task
+from stchat.video.info import VideoInfo
 
-__all__ = ["normalize_answer_text", "parse_answer"]
+__all__ = ["normalize_answer_text", "parse_answer", "result_from_text"]
 
 
 def parse_answer(text: str, task: str) -> ParsedAnswer:
@@ -32,3 +33,25 @@ def parse_answer(text: str, task: str) -> ParsedAnswer:
         return ParsedAnswer(task=task, text=norm, warnings=warnings)
     fields = spec.parser(norm, warnings)
     return ParsedAnswer(task=task, text=norm, warnings=warnings, **fields)
+
+
+def result_from_text(
+    text: str,
+    task: str,
+    media: str | None = None,
+    split: tuple[int, int] | None = None,
+    query: str = "",
+    video_info: VideoInfo | None = None,
+    asked_span: Span | None = None,
+) -> GroundingResult:
+    """A :class:`GroundingResult` for an answer that did not come from a run here (pasted, uploaded,
+    ``stchat render --answer``): the renderer then takes one kind of object whatever the answer's source."""
+    parsed = parse_answer(text, task)
+    spec = find_task(parsed.task)
+    return GroundingResult(
+        task=parsed.task, query=query, raw_text=text, normalized_text=parsed.text, parsed=parsed,
+        output_ids=[], modality=spec.modality if spec is not None else None, frame_indices=None,
+        frame_times_s=None, video_info=video_info,
+        media_size=None, split=split, variables={}, decoding="none", seed=None, timings={},
+        asked_span=asked_span, media=media,
+    )
