@@ -106,19 +106,84 @@ def _pixel_hashes_match(pixels: torch.Tensor, hashes: list[str]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class VideoSampling:
+    """Which source frames a fixture's video cases saw: recorded indices, split and the official formula."""
+
+    num_source_frames: int
+    split: tuple[int, int] | None
+    recorded: list[int] | None  # vision/video.json ``frame_indices``: what the official load_video read
+    official: list[int]  # stchat.video.sampling.official_frame_indices(num_source_frames, split)
+
+    @property
+    def indices(self) -> list[int]:
+        return self.recorded if self.recorded is not None else self.official
+
+    @property
+    def consistent(self) -> bool:
+        return self.recorded is None or self.recorded == self.official
+
+
+def _case_splits(root: Path) -> set[tuple[int, int] | None]:
+    """The ``split`` of every video case (absent = whole video); the cases share one vision record."""
+    splits: set[tuple[int, int] | None] = set()
+    for path in (root / "cases").glob("*.json"):
+        case = json.loads(path.read_text())
+        if case.get("modality") == "video":
+            split = case.get("split")
+            splits.add(None if split is None else (int(split[0]), int(split[1])))
+    return splits
+
+
 class FixtureMedia:
-    """Pixel values and stored vision tensors of a fixture, computed once and shared by its cases."""
+    """Pixel values and stored vision tensors of a fixture, computed once and shared by its cases.
+
+    ``media/video_frames.npy`` is the *source* video, of any length; the 100 frames the model sees are
+    taken at the indices the official run recorded (``vision/video.json`` ``frame_indices``), which are
+    cross-checked with the official formula for the cases' ``split``.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._pixels: dict[str, torch.Tensor] = {}
         self._features: dict[tuple[int, str], torch.Tensor] = {}
+        self._sampling: VideoSampling | None = None
+
+    def video_sampling(self) -> VideoSampling:
+        if self._sampling is None:
+            from stchat.video.sampling import official_frame_indices
+
+            frames = np.load(self.root / "media" / "video_frames.npy", mmap_mode="r")
+            meta_path = self.root / "vision" / "video.json"
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            splits = _case_splits(self.root)
+            if meta.get("split") is not None:
+                splits.add((int(meta["split"][0]), int(meta["split"][1])))
+            if len(splits) > 1:
+                raise StchatError(f"{self.root}: video cases use different splits {sorted(map(str, splits))}")
+            split = next(iter(splits)) if splits else None
+            try:
+                official = official_frame_indices(frames.shape[0], split)
+            except ValueError as exc:
+                raise StchatError(f"{self.root}: split {split} does not fit the source video: {exc}") from exc
+            recorded = meta.get("frame_indices")
+            recorded = None if recorded is None else [int(i) for i in recorded]
+            self._sampling = VideoSampling(int(frames.shape[0]), split, recorded, official)
+        return self._sampling
 
     def pixels(self, modality: str) -> torch.Tensor:
         if modality not in self._pixels:
-            name = "video_frames.npy" if modality == "video" else "image.npy"
-            frames = np.load(self.root / "media" / name)
-            self._pixels[modality] = fixture_pixels(frames if modality == "video" else frames[None])
+            if modality == "video":
+                frames = np.load(self.root / "media" / "video_frames.npy", mmap_mode="r")
+                idx = self.video_sampling().indices
+                if max(idx) >= frames.shape[0] or min(idx) < 0:
+                    raise StchatError(
+                        f"{self.root}: recorded frame indices reach {max(idx)}, the source video has "
+                        f"{frames.shape[0]} frames"
+                    )
+                self._pixels[modality] = fixture_pixels(np.ascontiguousarray(frames[idx]))
+            else:
+                self._pixels[modality] = fixture_pixels(np.load(self.root / "media" / "image.npy")[None])
         return self._pixels[modality]
 
     def features(self, model: Any, modality: str) -> torch.Tensor:
@@ -156,6 +221,10 @@ def check_vision(model: Any, media: FixtureMedia, modality: str) -> CaseResult:
         result.checks.append(
             compare(key, tensor, value, atol, 0.0 if base == "pixel_values" else FEATURE_RTOL)
         )
+    if modality == "video":
+        # The recorded indices are what the official load_video asked for; they must be what the official
+        # formula gives for this source length and split, or the fixture (or our sampling) is wrong.
+        result.facts["frame indices == official formula"] = media.video_sampling().consistent
     hashes = meta.get("per_frame", {}).get("pixel_values", {}).get("sha256_fp32")
     if hashes:
         result.facts["all frame pixel hashes equal"] = _pixel_hashes_match(pixels, hashes)

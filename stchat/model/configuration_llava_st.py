@@ -7,15 +7,12 @@ the same file the same way and give the few fields the model needs typed accesso
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import Qwen2Config, SiglipVisionConfig
-
-from stchat.errors import ModelLoadError
 
 # google/siglip-so400m-patch14-384, the tower of every released LLaVA-ST checkpoint. Used when
 # ``mm_vision_tower`` is a hub id: we never download the tower, because its weights come from the
@@ -67,39 +64,34 @@ class LlavaSTConfig(Qwen2Config):
         theta = (self.rope_parameters or {}).get("rope_theta", getattr(self, "rope_theta", None)) or 10000.0
         self.rope_parameters = {"rope_type": "default", "rope_theta": float(theta)}
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> LlavaSTConfig:
+        """Also reads a composite config: LLM fields under ``text_config`` are lifted to the top level."""
+        from stchat.model.checkpoint import flatten_config
+
+        return super().from_dict(flatten_config(config_dict), **kwargs)
+
     # ------------------------------------------------------------------ vision tower
     def vision_config(self, checkpoint_dir: str | os.PathLike | None = None) -> SiglipVisionConfig:
         """Architecture of the SigLIP tower as the official loader builds it (last layer dropped, no head).
 
-        ``mm_vision_tower`` is a local directory (absolute, or relative to the checkpoint directory;
-        the golden stores the bare sub-directory name) -> its config.json; otherwise the known
-        so400m architecture. No network call is ever made for the tower.
+        Widths and depth come from the checkpoint's own tower tensors when the checkpoint directory
+        (argument, else the directory the config was read from) has safetensors weights; heads, eps and
+        activation from ``mm_vision_tower`` as a local directory (absolute, or relative to the checkpoint;
+        the golden stores the bare sub-directory name), else ``vision_config`` in config.json, else the
+        released SigLIP family. No network call is ever made for the tower.
         """
-        name = str(self.mm_vision_tower)
-        if "siglip" not in name.lower():
-            # The official builder only knows SigLIP towers for this model; anything else would crash there.
-            raise ModelLoadError(f"unsupported vision tower {name!r}: LLaVA-ST needs a SigLIP tower")
-        fields = dict(SO400M_VISION)
-        tower_dir = self._local_tower_dir(name, checkpoint_dir)
-        if tower_dir is not None:
-            fields.update(_read_siglip_vision_fields(tower_dir))
-        if fields["num_hidden_layers"] < 2:
-            raise ModelLoadError(
-                f"vision tower {name!r} has fewer than 2 layers; LLaVA-ST drops the last one"
-            )
-        fields["num_hidden_layers"] -= 1  # Q9: the official loader deletes the last encoder layer
-        fields["vision_use_head"] = False  # Q9: pooling head replaced by Identity
-        return SiglipVisionConfig(**fields)
+        from stchat.model.checkpoint import read_tensor_infos, resolve_tower
 
-    def _local_tower_dir(self, name: str, checkpoint_dir: str | os.PathLike | None) -> Path | None:
-        candidates = [Path(name)]
         base = checkpoint_dir if checkpoint_dir is not None else getattr(self, "_name_or_path", "")
-        if base and not Path(name).is_absolute():
-            candidates.append(Path(base) / name)
-        for c in candidates:
-            if (c / "config.json").is_file():
-                return c
-        return None
+        ckpt = Path(base) if base else None
+        tensors = None
+        if ckpt is not None and ckpt.is_dir():
+            tensors = read_tensor_infos(ckpt)[0] or None
+        extra = getattr(self, "mm_vision_config", None)
+        extra = extra if isinstance(extra, dict) else None
+        spec = resolve_tower(str(self.mm_vision_tower), ckpt, tensors, extra)
+        return SiglipVisionConfig(**spec.fields, vision_use_head=False)  # Q6: pooling head replaced
 
     # ------------------------------------------------------------------ packer geometry
     @property
@@ -110,12 +102,3 @@ class LlavaSTConfig(Qwen2Config):
     def packer_num_heads(self) -> int:
         return int(self.mm_token_packer_num_heads)
 
-
-def _read_siglip_vision_fields(tower_dir: Path) -> dict[str, Any]:
-    """The vision fields of a SigLIP repo's config.json (nested ``vision_config`` or a flat vision config)."""
-    try:
-        raw = json.loads((tower_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read vision tower config {tower_dir / 'config.json'}: {exc}") from exc
-    vc = raw.get("vision_config", raw)
-    return {k: vc[k] for k in SO400M_VISION if k in vc}

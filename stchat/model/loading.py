@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from stchat.errors import ModelLoadError
+from stchat.model.checkpoint import inspect_checkpoint
 from stchat.model.configuration_llava_st import NUM_COORD_BINS, LlavaSTConfig
 from stchat.model.modeling_llava_st import LlavaSTForCausalLM
 
@@ -178,10 +179,16 @@ def load_model(
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     quant = _quantization_config(load_in_8bit, load_in_4bit, dev)
+    # config.json, the shard index, the safetensors headers and the tokenizer files must agree before
+    # anything is allocated; the flattened config carries the vocabulary size the weights have.
+    layout = inspect_checkpoint(ckpt, tensors_required=use_safetensors)
     try:
-        config = LlavaSTConfig.from_pretrained(str(ckpt))
+        config = LlavaSTConfig.from_dict(dict(layout.config))
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(f"cannot read {ckpt / 'config.json'}: {exc}") from exc
+    config._name_or_path = str(ckpt)  # the tower reads its geometry from this checkpoint's tensors
     kwargs: dict[str, Any] = {
         "config": config,
         "dtype": torch_dtype,
@@ -209,7 +216,7 @@ def load_model(
         )
     if device_map is None and quant is None:
         net = net.to(dev)
-    tokenizer = load_tokenizer(ckpt, int(config.vocab_size))
+    tokenizer = load_tokenizer(ckpt, layout.vocab_size)
     net.bind_tokenizer(tokenizer)
     if (ckpt / "generation_config.json").is_file():
         net.generation_config = GenerationConfig.from_pretrained(str(ckpt))
