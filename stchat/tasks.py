@@ -125,6 +125,17 @@ def _iter(modality: str | None, family: str | None) -> Iterator[TaskSpec]:
         yield t
 
 
+def benchmark_tasks() -> tuple[str, ...]:
+    """Tasks with a benchmark route (``stchat eval run --task``, the scorer)."""
+    return tuple(t.name for t in _REGISTRY.values() if t.eval is not None)
+
+
+def eval_family(name: object) -> str | None:
+    """The benchmark family (``st-align``, ``tvg``, ``rec``) of a task; None: unknown or not benchmarked."""
+    spec = _REGISTRY.get(str(name).lower())
+    return None if spec is None or spec.eval is None else spec.eval.family
+
+
 def video_tasks() -> tuple[str, ...]:
     """Tasks answered on a video (the app's task list, what ``render`` can draw)."""
     return task_names(modality="video")

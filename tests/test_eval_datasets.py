@@ -8,6 +8,7 @@ import random
 import pytest
 
 from stchat.eval import datasets as ds
+from stchat.processing import templates
 
 ELC_ANN = {
     "video_path": "vid/4240545211.mp4",
@@ -48,7 +49,7 @@ def test_elc_item_prompt_variables_gt():
     s = round(152 / 257, 3)
     assert rec["prompt"] == (
         f"<video>\nStarts in {s}, what happened within the region [0.352, 0.442, 0.505, 0.827]?"
-        + ds.ST_SUFFIX["elc"]
+        + templates.ELC_SUFFIX
     )
     human = rec["conversations"][0]["value"]
     # benchmark front-end: box with a leading space and no commas, "Starts in" padded with spaces
@@ -79,7 +80,7 @@ def test_stvg_span_phrase_seeded_and_unseeded():
     e = round((1221 - 901) / 320, 3)
     assert (
         a["prompt"]
-        == f"<video>\n{phrase} {{{round(3 / 320, 3)},{e}}}, where is the child?" + ds.ST_SUFFIX["stvg"]
+        == f"<video>\n{phrase} {{{round(3 / 320, 3)},{e}}}, where is the child?" + templates.STVG_SUFFIX
     )
     assert a["variables"]["temporal_input_locations"] == [round(3 / 320, 3), e]
     assert "{<TEMP-INPUT><TEMP-INPUT>}" in a["conversations"][0]["value"]

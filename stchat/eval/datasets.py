@@ -26,10 +26,10 @@ from typing import Any
 from stchat.errors import StchatError
 from stchat.eval.official import sampled_frame_ids
 from stchat.processing.coords import format_conversations
+from stchat.tasks import benchmark_tasks, eval_family, get_task
 
 #: ``VidSTGChatDataset`` keeps only the first 2000 annotations (Q17); published ST-Align numbers use them.
 ST_ALIGN_LIMIT = 2000
-ST_TASK_IDS = {"stvg": 0, "svg": 1, "elc": 2}
 
 TVG_TEP = (
     "During the span of",
@@ -41,13 +41,6 @@ TVG_TEP = (
     "Between",
     "At",
 )
-ST_SUFFIX = {
-    "stvg": "Please firstly give the timestamps, and then give the spatial bounding box corresponding to "
-    "each timestamp in the time period.",
-    "svg": "Please give the spatial bounding box corresponding to each timestamp in the time period.",
-    "elc": "Please firstly give the end timestamp, then give the event associated with the object/subject, "
-    "finally give the spatial bounding box corresponding to each timestamp in the time period.",
-}
 TVG_PROMPTS = (
     "Give you a textual query: '<event>'. When does the described content occur in the video? "
     "Please return the start and end timestamps.",
@@ -129,7 +122,7 @@ def st_align_item(
     ann: Mapping[str, Any], data_folder: str, task: str, index: int, seed: int | None
 ) -> BenchmarkItem:
     """One ``VidSTGChatDataset`` item (task ``stvg``/``svg``/``elc``)."""
-    if task not in ST_TASK_IDS:
+    if eval_family(task) != "st-align":
         raise DatasetError(f"unknown ST-Align task {task!r}")
     try:
         meta = ann["meta"]
@@ -165,7 +158,8 @@ def st_align_item(
     }
     prompt = _apply_tokens(question, spatial_float, rng)
     prompt = _apply_tokens(prompt, time_float, rng)
-    prompt += ST_SUFFIX[task]  # appended with no separator (Q17)
+    # The task's official instruction sentence, appended with no separator (Q17).
+    prompt += get_task(task).markers[0]
 
     try:
         if task == "svg":
@@ -303,21 +297,22 @@ def load_benchmark(
     random_n: int | None = None,
     subset_seed: int = 0,
 ) -> list[BenchmarkItem]:
-    """All (or a subset of the) items of one benchmark file; ``task`` is stvg/svg/elc/tvg/rec."""
+    """All (or a subset of the) items of one benchmark file; the reader is the task's eval family's."""
+    family = eval_family(task)
+    if family is None:
+        raise DatasetError(f"unknown benchmark task {task!r}: use {', '.join(benchmark_tasks())}")
     data = load_annotations(ann_path)
-    if task in ST_TASK_IDS:
+    if family == "st-align":
         if not isinstance(data, list):
             raise DatasetError(f"{ann_path}: an ST-Align file is a JSON list")
         data = data[:ST_ALIGN_LIMIT]
         idx = select_indices(len(data), first, random_n, subset_seed)
         return [st_align_item(data[i], data_folder, task, i, seed) for i in idx]
-    if task == "tvg":
+    if family == "tvg":
         if not isinstance(data, list):
             raise DatasetError(f"{ann_path}: a Charades-STA file is a JSON list")
         idx = select_indices(len(data), first, random_n, subset_seed)
         return [charades_item(data[i], data_folder, i, seed) for i in idx]
-    if task == "rec":
-        entries = refcoco_entries(data)
-        idx = select_indices(len(entries), first, random_n, subset_seed)
-        return [refcoco_item(entries[i], data_folder, i, seed) for i in idx]
-    raise DatasetError(f"unknown benchmark task {task!r}: use stvg, svg, elc, tvg or rec")
+    entries = refcoco_entries(data)  # family "rec"
+    idx = select_indices(len(entries), first, random_n, subset_seed)
+    return [refcoco_item(entries[i], data_folder, i, seed) for i in idx]

@@ -43,10 +43,10 @@ from stchat.eval import official as off
 from stchat.eval.captions import caption_score, pred_caption
 from stchat.eval.results import ResultFileError
 from stchat.processing.decode import replace_and_normalize
+from stchat.tasks import eval_family
+from stchat.video.sampling import NUM_FRAMES
 
 THRESHOLDS = (0.3, 0.5, 0.7)
-ST_TASKS = ("stvg", "svg", "elc")
-NUM_FRAMES = 100
 
 CaptionScorer = Callable[[Sequence[str], Sequence[str]], dict[str, object]]
 
@@ -279,7 +279,7 @@ def eval_stvg(
 
     ``captions``: the ELC caption scorer (``None`` skips it and reports it as not computed).
     """
-    if task not in ST_TASKS:
+    if eval_family(task) != "st-align":
         raise ResultFileError(f"unknown ST-Align task {task!r}")
     counts: Counter[str] = Counter()
     per = [_st_record(rec, i, task, counts) for i, rec in enumerate(records)]

@@ -354,7 +354,8 @@ def run_distributed(
 
 def add_run_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     """Arguments shared by ``eval run`` and ``eval sweep``."""
-    from stchat.eval.sources import KIND_LAYOUT, OFFICIAL_FILES
+    from stchat.eval.sources import OFFICIAL_FILES
+    from stchat.tasks import benchmark_tasks
 
     src = p.add_argument_group("benchmark (choose one of --benchmark, --official-root, --annotations)")
     one = src.add_mutually_exclusive_group(required=True)
@@ -367,7 +368,7 @@ def add_run_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     src.add_argument("--names", nargs="+", default=None, metavar="NAME",
                      help="with --official-root: official --all_name values to run (default: every one whose "
                           f"annotation file exists): {' '.join(OFFICIAL_FILES)}")
-    src.add_argument("--task", choices=list(KIND_LAYOUT), default=None,
+    src.add_argument("--task", choices=list(benchmark_tasks()), default=None,
                      help="with --annotations: what the file holds (stvg/svg/elc: ST-Align, "
                           "tvg: Charades-STA, rec: RefCOCO)")
     src.add_argument("--media-root", metavar="DIR", default=None,

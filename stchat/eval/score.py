@@ -22,6 +22,7 @@ from stchat.eval import metrics
 from stchat.eval.captions import caption_score
 from stchat.eval.official import ZERO_UNION_TIOU
 from stchat.eval.results import iter_result_files, read_records
+from stchat.tasks import eval_family
 
 EXTRA_KEY = "stchat_extra"
 
@@ -76,12 +77,13 @@ class ScoreReport:
 def score_records(
     records: list[dict[str, Any]], task: str, captions: metrics.CaptionScorer | None = caption_score
 ) -> metrics.TaskScore:
-    """Score one file's records for ``task`` (rec, tvg, stvg, svg, elc)."""
-    if task == "rec":
+    """Score one file's records for ``task`` with the official metric of its family (stchat.tasks)."""
+    family = eval_family(task)
+    if family == "rec":
         return metrics.eval_rec(records)
-    if task == "tvg":
+    if family == "tvg":
         return metrics.eval_tvg(records)
-    return metrics.eval_stvg(records, task, captions=captions)
+    return metrics.eval_stvg(records, task, captions=captions)  # refuses a task outside ST-Align
 
 
 def score_dir(

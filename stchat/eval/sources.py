@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stchat.errors import StchatError
 from stchat.eval.results import BENCHMARKS
+from stchat.tasks import benchmark_tasks, eval_family, find_task
 
 
 class BenchmarkSourceError(StchatError):
@@ -41,14 +42,13 @@ class BenchEntry:
     num_samples: int | None = None  # known for manifests; None = count when loaded
 
 
-#: Result-path ``task``/``dataset`` levels of each task kind (the official ``set_args.py`` values).
-KIND_LAYOUT: dict[str, tuple[str, str]] = {
-    "stvg": ("st-align", "vidstg"),
-    "svg": ("st-align", "vidstg"),
-    "elc": ("st-align", "vidstg"),
-    "tvg": ("tvg", "charades_sta"),
-    "rec": ("rec", "refcoco"),
-}
+def kind_layout(task_kind: str) -> tuple[str, str]:
+    """Result-path ``task``/``dataset`` levels of a task kind (the task table's eval route, which holds
+    the official ``set_args.py`` values)."""
+    spec = find_task(task_kind)
+    if spec is None or spec.eval is None:
+        raise BenchmarkSourceError(f"unknown task {task_kind!r}; choose from {', '.join(benchmark_tasks())}")
+    return spec.eval.family, spec.eval.dataset
 
 #: Official ``--all_name`` -> (annotation file, media folder), relative to ``data/benchmarks``
 #: (``inference/config.yaml``; ``refcoco`` reads ``refcoco_val.json``, ``refcoco+`` ``refcoco+_val.json``).
@@ -119,12 +119,10 @@ def file_entry(
     name: str | None = None,
 ) -> BenchEntry:
     """Entry for one annotation file; ``name`` (the result file stem) defaults to the file's stem."""
-    if task_kind not in KIND_LAYOUT:
-        raise BenchmarkSourceError(f"unknown task {task_kind!r}; choose from {', '.join(KIND_LAYOUT)}")
+    task, dataset = kind_layout(task_kind)
     stem = name if name is not None else Path(annotations).stem
     if not stem or "/" in stem or "\\" in stem or stem in (".", ".."):
         raise BenchmarkSourceError(f"result name {stem!r} must be a plain file name")
-    task, dataset = KIND_LAYOUT[task_kind]
     return _checked(BenchEntry(stem, task, dataset, task_kind, str(annotations), str(media_root)))
 
 
@@ -152,7 +150,7 @@ def load_manifest(path: str | os.PathLike[str]) -> list[BenchEntry]:
     entries = [BenchEntry(**{**e.__dict__, "ann_path": str(p.parent / e.ann_path),
                              "data_folder": str(p.parent / e.data_folder)}) for e in entries]
     for e in entries:
-        if e.task_kind not in KIND_LAYOUT:
+        if eval_family(e.task_kind) is None:
             raise BenchmarkSourceError(f"{p}: entry {e.name!r} has unknown task kind {e.task_kind!r}")
     return entries
 

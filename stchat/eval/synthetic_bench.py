@@ -29,10 +29,12 @@ from pathlib import Path
 
 from stchat.errors import StchatError
 from stchat.eval.sources import BenchEntry, load_manifest
+from stchat.tasks import task_names
 
 __all__ = ["BenchEntry", "SyntheticBenchError", "load_manifest", "make_synthetic_benchmark", "register"]
 
-ST_TASKS = ("stvg", "svg", "elc")
+# The generator writes ST-Align items (every task of that family) and Charades-STA items (tvg).
+ST_TASKS = task_names(family="st-align")
 VARIANTS = ("full", "tight", "start")
 
 _SCENE = (
