@@ -25,10 +25,10 @@ import numpy as np
 
 from stchat.answer import Box, ParsedAnswer
 from stchat.errors import AnswerError
+from stchat.tasks import video_tasks
 from stchat.video.sampling import NUM_FRAMES, official_frame_indices, resolve_split
 
 PixelBox = tuple[float, float, float, float]
-VIDEO_TASKS = ("stvg", "svg", "elc", "tvg", "tr")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class MappedAnswer:
 
 def map_answer(answer: ParsedAnswer, frame_map: FrameMap) -> MappedAnswer:
     """Place a parsed answer on the video; :class:`AnswerError` when there is nothing to place."""
-    if answer.task not in VIDEO_TASKS:
+    if answer.task not in video_tasks():
         raise AnswerError(f"task '{answer.task}' is not a video task; nothing to render on a video")
     fm = frame_map
     by_frame: dict[int, Keyframe] = {}
