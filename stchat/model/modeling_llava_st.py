@@ -275,6 +275,12 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         self.post_init()
 
     # ------------------------------------------------------------------ plumbing
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """transformers 5 deprecates this name for ``is_activation_checkpointing``; peft still reads it
+        when it wraps a model, so answer under the old name without the FutureWarning."""
+        return bool(self.is_activation_checkpointing)
+
     def bind_tokenizer(self, tokenizer: Any) -> None:
         """Take the marker ids from the tokenizer, as the official ``init_vision_config`` does."""
         self.token_ids = SpecialTokenIds.from_tokenizer(tokenizer)
@@ -508,7 +514,10 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         unknown = set(variables) - set(VARIABLE_KEYS)
         if unknown:
             raise PromptError(f"unknown coordinate variables {sorted(unknown)}")
-        embeds = embeds.clone()
+        # One index_copy for all rows: a per-row ``embeds[pos] = row`` costs a full (L, C) gradient copy
+        # per placeholder in backward (a long STVG answer has hundreds), which dominated training steps.
+        where: list[int] = []
+        rows: list[torch.Tensor] = []
         for token_id, key, kind, assigned in placeholders:
             positions = (ids == token_id).nonzero().flatten().tolist()
             locations = list(variables.get(key, []))
@@ -519,8 +528,12 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
             for pos, loc in zip(positions, locations, strict=False):
                 row = token_transfer(loc, tables[f"{kind}_input"])  # Q3: output placeholders use input tables
                 if assigned:
-                    embeds[pos] = row.to(embeds)
-        return embeds
+                    where.append(pos)
+                    rows.append(row.to(embeds))
+        if not rows:
+            return embeds.clone()
+        index = torch.tensor(where, dtype=torch.long, device=embeds.device)
+        return embeds.index_copy(0, index, torch.stack(rows))
 
     # ------------------------------------------------------------------ forward / generation
     def forward(
@@ -532,12 +545,18 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        past_key_values: Any = None,
+        cache: Any = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Any = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
-        """Logits of width V+300. ``logits_to_keep``: 0 = all, n = the last n, or an index tensor."""
+        """Logits of width V+300. ``logits_to_keep``: 0 = all, n = the last n, or an index tensor.
+
+        ``cache`` is transformers' name for the KV cache since 5.x (``past_key_values`` is deprecated there
+        and removed in 5.40); ``past_key_values`` stays accepted here as an alias for older callers.
+        """
+        cache = cache if cache is not None else past_key_values
         if inputs_embeds is None:
             if input_ids is None:
                 raise PromptError("forward needs input_ids or inputs_embeds")
@@ -552,7 +571,7 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
             **kwargs,
         )
@@ -562,7 +581,7 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         else:
             hidden = hidden[:, logits_to_keep]
         return CausalLMOutputWithPast(
-            logits=self.extended_logits(hidden), past_key_values=out.past_key_values
+            logits=self.extended_logits(hidden), cache=out.cache
         )
 
     def _eos_ids(self) -> set[int]:
@@ -629,7 +648,7 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         new_ids: list[int] = []
         step_in = embeds
         for _ in range(max_new_tokens):
-            out = self.model(inputs_embeds=step_in, past_key_values=cache, use_cache=True)
+            out = self.model(inputs_embeds=step_in, cache=cache, use_cache=True)
             logits = self.extended_logits(out.last_hidden_state[:, -1])[0]
             if step_logits is not None:
                 step_logits.append(logits.detach().cpu())
