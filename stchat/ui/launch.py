@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     holder, store = prepare(config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
-    from stchat.ui.layout import build_app, theme  # imports Gradio: after prepare() set its temp dir
+    from stchat.ui.layout import CSS, build_app, theme  # imports Gradio: after prepare() set its temp dir
 
     demo = build_app(config, holder, store)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             ssr_mode=False,
             footer_links=[],
             theme=theme(),
+            css=CSS,
         )
     except OSError as exc:  # port taken, address not available
         print(f"stchat app: error: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)

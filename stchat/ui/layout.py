@@ -34,8 +34,9 @@ _LIVE = "element.setAttribute('role', 'status'); element.setAttribute('aria-live
 CSS = """
 .stchat-status { min-height: 1.5em; }
 @media (max-width: 640px) {
-  .stchat-table table { font-size: 12px; }
-  .stchat-table th, .stchat-table td { padding: 2px 3px !important; }
+  .stchat-table th, .stchat-table th *, .stchat-table .body-cell, .stchat-table .body-cell * {
+    font-size: 10.5px !important; padding: 1px !important; word-break: normal !important;
+    overflow-wrap: anywhere; line-height: 1.25 !important; }
 }
 """
 
@@ -82,7 +83,7 @@ def _output_panel(prefix: str) -> tuple[list[gr.components.Component], list[gr.C
                                      interactive=False, buttons=["download"], visible=False)
         timing = gr.Dataframe(value=present.empty_table(), label="Timing", elem_id=f"{prefix}timing-out",
                               headers=list(present.TABLE_COLUMNS), interactive=False, wrap=True,
-                              elem_classes="stchat-table")
+                              column_widths=present.COLUMN_WIDTHS, elem_classes="stchat-table")
         gr.Markdown(present.TABLE_NOTE)
     with gr.Row():
         raw = gr.Textbox(label="Model answer", elem_id=f"{prefix}raw-out", lines=3, interactive=False,
@@ -92,7 +93,7 @@ def _output_panel(prefix: str) -> tuple[list[gr.components.Component], list[gr.C
                               lines=3, interactive=False, buttons=["copy"])
     with gr.Column() as files_col:
         files = gr.File(label="Downloads", elem_id=f"{prefix}files-out", file_count="multiple",
-                        interactive=False, height=140)
+                        interactive=False, height=100)
     return [status, clip, annotated, timing, raw, norm, files], [grounding_only, norm_col, files_col]
 
 

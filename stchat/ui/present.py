@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 # Fixed order, empty or filled: a user (and a screen reader) meets the same columns every time.
-TABLE_COLUMNS = ("what", "start (s)", "end (s)", "duration (s)", "frames", "box x1, y1, x2, y2 (px)")
+TABLE_COLUMNS = ("what", "start", "end", "duration", "frames", "box (px)")
+# Shares of the width, so all six columns stay on screen at phone width (400 px).
+COLUMN_WIDTHS = ["21%", "12%", "12%", "18%", "14%", "23%"]
 SEGMENT = "segment"
 MODEL_BOX = "model box"  # a box the model itself gave, at one of the 100 sampled frames
 INTERPOLATED = "interpolated"  # a sampled frame inside the segment where the drawn box is interpolated
 TABLE_NOTE = (
-    "“model box” rows are the boxes the model gave; “interpolated” rows are sampled frames where the "
-    "drawn box is interpolated between them. Times are when a frame starts showing; the segment's end is "
-    "when its last frame stops."
+    "Times in seconds. “model box” rows are the boxes the model gave; “interpolated” rows are sampled "
+    "frames where the drawn box is interpolated between them; box (px) is x1, y1, x2, y2. The segment's "
+    "end is when its last frame stops showing."
 )
 
 
