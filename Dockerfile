@@ -13,8 +13,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+COPY requirements.txt /tmp/requirements.txt
 RUN pip install --upgrade pip setuptools wheel packaging ninja psutil \
- && pip install "torch==2.13.0"
+ && pip install "$(grep -E '^torch==' /tmp/requirements.txt)"
 # MAX_JOBS bounds the compiler's memory use (each job can take several GB).
 ARG MAX_JOBS=4
 RUN MAX_JOBS=${MAX_JOBS} pip wheel --no-build-isolation --no-deps --wheel-dir /wheels "flash-attn>=2.5"
@@ -28,13 +29,14 @@ RUN apt-get update \
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY --from=build /wheels /wheels
-RUN pip install --upgrade pip && pip install "torch==2.13.0" /wheels/*.whl && rm -rf /wheels
-
 WORKDIR /app
+# The locked set first (exact pins the tests passed with), then stchat and its GPU extras on top of it.
+COPY requirements.txt ./
+RUN pip install --upgrade pip && pip install -r requirements.txt /wheels/*.whl && rm -rf /wheels
 COPY pyproject.toml README* ./
 COPY stchat ./stchat
 # Editable install: the app finds assets/ next to the package, as in a checkout.
-RUN pip install -e ".[gpu]"
+RUN pip install -c requirements.txt -e ".[gpu]"
 COPY app.py ./
 COPY assets ./assets
 

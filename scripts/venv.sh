@@ -6,6 +6,8 @@ install_stchat() {
   if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
   fi
-  # torch 2.13.0: the CPU build where a local wheel is provided, otherwise PyPI's default (CUDA) build.
-  .venv/bin/python -m pip install --quiet "torch==2.13.0" -e ".${1:-}"
+  # requirements.txt pins the exact set the tests passed with (regenerate with scripts/lock.sh); its
+  # torch==2.13.0 is the CPU build where a local wheel is provided, otherwise PyPI's default (CUDA) build.
+  # Installing stchat in the same call lets pip check the lock against pyproject's ranges.
+  .venv/bin/python -m pip install --quiet -r requirements.txt -e ".${1:-}"
 }

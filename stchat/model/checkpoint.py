@@ -323,7 +323,11 @@ def _rows(tensors: Mapping[str, TensorInfo], key: str, dim: int = 0) -> int | No
     return t.shape[dim] if t is not None and len(t.shape) > dim else None
 
 
-def inspect_checkpoint(ckpt: Path, tensors_required: bool = True) -> CheckpointLayout:
+def inspect_checkpoint(
+    ckpt: Path,
+    tensors_required: bool = True,
+    tensor_source: tuple[dict[str, TensorInfo], list[Path], bool] | None = None,
+) -> CheckpointLayout:
     """Read and reconcile config.json, the shard index, the safetensors headers and the tokenizer files.
 
     Raises one ``ModelLoadError`` line naming every source that disagrees on the vocabulary size or the
@@ -335,7 +339,8 @@ def inspect_checkpoint(ckpt: Path, tensors_required: bool = True) -> CheckpointL
         raise ModelLoadError(f"cannot read {ckpt / 'config.json'}: {exc}") from exc
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{ckpt / 'config.json'} is not a JSON object")
-    tensors, files, sharded = read_tensor_infos(ckpt)
+    # tensor_source: headers read elsewhere (a hub repo's, over HTTP range requests)
+    tensors, files, sharded = tensor_source if tensor_source is not None else read_tensor_infos(ckpt)
     if not tensors and tensors_required:
         raise ModelLoadError(f"{ckpt} has no model weights (*.safetensors)")
     tok_len = tokenizer_length(ckpt)
