@@ -84,7 +84,7 @@ class StableChat:
 
     def __init__(
         self,
-        model: str | Path | None = "appletea2333/LLaVA-ST-Qwen2-7B",
+        model: str | Path | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
         adapter: str | Path | None = None,
@@ -92,7 +92,8 @@ class StableChat:
     ) -> None:
         from stchat.model.loading import default_model_source, load_model
 
-        self.model_name = str(model) if model is not None else default_model_source()
+        # None / "demo" / a path or hub id -> the one model choice (stchat.model.choice)
+        self.model_name = default_model_source(model)
         if adapter is not None and not Path(adapter).is_dir():
             # Checked before the (slow) base model load.
             raise ModelLoadError(f"adapter directory not found: {adapter}")

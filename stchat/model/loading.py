@@ -7,7 +7,6 @@ Safetensors only unless the caller opts in to pickle weights; every failure is o
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,20 @@ _KEEP_UNQUANTIZED = [
 ]  # fmt: skip
 
 
-def default_model_source() -> str:
-    """``$STCHAT_MODEL`` if set, else the public checkpoint id."""
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL_ID
+def default_model_source(explicit: str | Path | None = None) -> str:
+    """The model to load: ``explicit``, else ``$STCHAT_MODEL``, else the released 7B on a big enough GPU,
+    else the embedded demo model (``stchat.model.choice``, the one place that decides)."""
+    from stchat.model.choice import choose_model
+
+    return choose_model(explicit)
 
 
 def resolve_checkpoint_dir(model: str | Path, allow_pickle: bool = False) -> Path:
     """A local directory as is; a hub id through ``snapshot_download`` (with progress bars)."""
+    if str(model) == "demo":  # the embedded demo model's name (stchat.model.choice)
+        from stchat.model.choice import demo_model_dir
+
+        model = demo_model_dir()
     path = Path(model).expanduser()
     if path.is_dir():
         return path

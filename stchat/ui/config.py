@@ -55,8 +55,9 @@ class AppConfig:
 
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="app.py", description="stchat web app: find when and where in a video.")
-    p.add_argument("--model", default=os.environ.get("STCHAT_MODEL", DEFAULT_MODEL),
-                   help="checkpoint directory or hub id (env STCHAT_MODEL; default %(default)s)")
+    p.add_argument("--model", default=None,
+                   help="checkpoint directory, hub id or 'demo' (env STCHAT_MODEL; default: the released 7B "
+                        "on a big enough GPU, else the embedded demo model; see stchat.model.choice)")
     p.add_argument("--adapter", type=Path, default=None,
                    help="fine-tuning output directory (stchat train) to apply to the model")
     p.add_argument("--quantize", choices=("8bit", "4bit"), default=None,
@@ -75,9 +76,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 
 def parse_config(argv: list[str] | None = None) -> AppConfig:
+    from stchat.model.choice import choose_model
+
     args = build_arg_parser().parse_args(argv)
     return AppConfig(
-        model=args.model,
+        model=choose_model(args.model),
         host=args.host,
         port=args.port,
         max_upload_mb=args.max_upload_mb,

@@ -1,0 +1,186 @@
+"""Build the untrained demo checkpoint: a small tokenizer and a small LLaVA-ST in the official format.
+
+Tokenizer: a byte-level BPE (``tokenizers``) trained on the demo world's text and the official prompt
+templates, with Qwen2's normaliser, split regex, byte-level decoder and special-token conventions, then
+the official added-token layout (reference §2, golden README §4): ``<|endoftext|>``, ``<|im_start|>``,
+``<|im_end|>``, the 8 image/video markers and the 6 ``*-INPUT/OUTPUT`` placeholders (``vocab_size`` =
+V0 + 17 rows of ``embed_tokens``/``lm_head``), then the 300 coordinate tokens at ``vocab_size ...
+vocab_size + 299`` with no embedding rows (the coordinate tables provide them).
+
+Model: ``llava_qwen`` config, a SigLIP-architecture tower (384 px, patch 14) in a sub-directory holding
+its config, mlp2x_gelu projector, LAPE, the fast/slow TokenPacker and the six coordinate tables --
+built by stchat's own ``LlavaSTForCausalLM`` and saved with ``save_pretrained``.
+
+Initialisation choices (the *why*): the tower is frozen during training (as officially), so it is a
+fixed random feature extractor; its residual branches are scaled down so that colour and edge
+information of the patch embedding survives to the selected layer. The coordinate tables start as
+smooth random Fourier features of the bin position, so neighbouring bins are similar from step 0 and
+LAPE gives every visual token a position code that the output tables can already read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stchat.demo.text import DESCRIBE_QUESTIONS, caption, phrase, stvg_question, tvg_question
+from stchat.demo.world import COLOURS, MOTIONS, SHAPES, sample_scene
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+MARKERS = ["<im_start>", "<im_end>", "<im_patch>", "<vid_start>", "<vid_end>", "<vid_patch>",
+           "<slow_vid_start>", "<slow_vid_end>"]
+PLACEHOLDERS = ["<TEMP-INPUT>", "<TEMP-OUTPUT>", "<HEIGHT-INPUT>", "<HEIGHT-OUTPUT>", "<WIDTH-INPUT>",
+                "<WIDTH-OUTPUT>"]
+COORDS = [f"<{k}-{i:03d}>" for k in ("TEMP", "HEIGHT", "WIDTH") for i in range(100)]
+QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+              r"\s*[\r\n]+|\s+(?!\S)|\s+")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+
+# Other official wordings (reference §3.4-3.5), so that their prompts tokenise into few pieces too.
+OTHER_TEMPLATES = (
+    "Please firstly give the end timestamp, then give the event associated with the object/subject, "
+    "finally give the spatial bounding box corresponding to each timestamp in the time period.",
+    "Can you provide a thorough description of this image? "
+    "Please output with interleaved bounding boxes for the corresponding phrases.",
+    "During the span of", "In the time range", "During the period", "Within the time frame of",
+    "In the time period", "During", "Between", "At",
+    "Where can I find <event> in this image?", "What part of this image contains <event>?",
+    "Where does <event> appear in this image?", "Where is <event> situated within this image?",
+)
+
+DEMO_SIZES: dict[str, Any] = {
+    "hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "num_key_value_heads": 1, "tower_width": 32, "tower_mlp": 64, "tower_heads": 2, "tower_layers": 2,
+    "packer_embed_dim": 32, "packer_heads": 2,
+}
+
+
+def corpus(n_scenes: int = 3000, seed: int = 0) -> list[str]:
+    """Texts the BPE is trained on: official templates, the demo world's questions, captions, separators."""
+    from stchat.demo import text as t
+
+    rng = random.Random(seed)
+    texts = ["You are a helpful assistant.", "system", "user", "assistant", "\n", "{}, : [], ",
+             t.STVG_SUFFIX, t.SVG_SUFFIX, t.LOCATE_IN_VIDEO, t.TVG_TEMPLATE, *OTHER_TEMPLATES,
+             *DESCRIBE_QUESTIONS,
+             "Describe what took place during the period {,} in the video.",
+             "Please describe the location of the object in this image.",
+             "What object can be observed within the region [,,,] in the image?",
+             "Starts in , what happened about the subject/object within the specified region [, , , ]?",
+             "Ends in , ", "0123456789", "0.5 0.25 12 99"]
+    for c in COLOURS:
+        for s in SHAPES:
+            for m in (*MOTIONS, None):
+                p = phrase(c, s, m, rng)
+                texts += [stvg_question(p), tvg_question(p), f"Between {{, }}, where is {p}?"]
+    for i in range(n_scenes):
+        texts.append(caption(sample_scene(10_000_000 + i, height=240, seconds=3)))
+    return texts
+
+
+def build_tokenizer(out: Path, vocab_target: int = 1024) -> int:
+    """Train the BPE and write the tokenizer files in Qwen2's layout; returns ``vocab_size`` (V0 + 17)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_target, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus(), trainer=trainer)
+    v0 = tok.get_vocab_size()
+    from transformers import Qwen2TokenizerFast
+
+    fast = Qwen2TokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
+                              pad_token="<|endoftext|>", unk_token=None, errors="replace",
+                              clean_up_tokenization_spaces=False, model_max_length=32768,
+                              padding_side="right", split_special_tokens=False)
+    for group in (SPECIALS, MARKERS, PLACEHOLDERS, COORDS):  # the official order (golden README §4)
+        fast.add_tokens(group, special_tokens=True)
+    fast.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    fast.chat_template = CHAT_TEMPLATE
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(out))
+    vocab_size = v0 + len(SPECIALS) + len(MARKERS) + len(PLACEHOLDERS)
+    assert fast.convert_tokens_to_ids("<TEMP-000>") == vocab_size, "coordinate tokens misplaced"
+    assert len(fast) == vocab_size + 300
+    return vocab_size
+
+
+def _fourier_table(rows: int, dim: int, gen: torch.Generator, scale: float) -> torch.Tensor:
+    """Smooth random features of the bin position k/(rows-1): neighbouring rows are similar."""
+    pos = torch.arange(rows, dtype=torch.float64)[:, None] / (rows - 1)
+    freq = torch.rand(1, dim, generator=gen, dtype=torch.float64) * 6.0 + 0.25
+    phase = torch.rand(1, dim, generator=gen, dtype=torch.float64) * 2 * math.pi
+    return (torch.cos(2 * math.pi * freq * pos + phase) * scale).float()
+
+
+def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = None) -> Path:
+    """Write an untrained demo checkpoint (official format) to ``out``; deterministic for a seed."""
+    from stchat.model.configuration_llava_st import LlavaSTConfig
+    from stchat.model.modeling_llava_st import LlavaSTForCausalLM
+
+    sz = {**DEMO_SIZES, **(sizes or {})}
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    vocab_size = build_tokenizer(out)
+    tower_name = "siglip-demo-patch14-384"
+    (out / tower_name).mkdir()
+    (out / tower_name / "config.json").write_text(json.dumps({
+        "architectures": ["SiglipModel"], "model_type": "siglip", "torch_dtype": "float32",
+        "vision_config": {"hidden_size": sz["tower_width"], "image_size": 384,
+                          "intermediate_size": sz["tower_mlp"], "model_type": "siglip_vision_model",
+                          "num_attention_heads": sz["tower_heads"], "num_hidden_layers": sz["tower_layers"],
+                          "patch_size": 14, "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6},
+        "_comment": "stchat demo tower: SigLIP architecture, random frozen weights (stchat.demo.build)."},
+        indent=2))
+    golden_like = json.loads((Path(__file__).parent / "config_template.json").read_text())
+    golden_like.update({
+        "vocab_size": vocab_size, "bos_token_id": vocab_size - 17, "eos_token_id": vocab_size - 15,
+        "hidden_size": sz["hidden_size"], "intermediate_size": sz["intermediate_size"],
+        "num_hidden_layers": sz["num_hidden_layers"], "max_window_layers": sz["num_hidden_layers"],
+        "num_attention_heads": sz["num_attention_heads"], "num_key_value_heads": sz["num_key_value_heads"],
+        "mm_hidden_size": sz["tower_width"], "mm_token_packer_embed_dim": sz["packer_embed_dim"],
+        "mm_token_packer_num_heads": sz["packer_heads"], "mm_vision_tower": tower_name,
+        "vision_tower": tower_name,
+    })
+    config = LlavaSTConfig(**golden_like)
+    config._name_or_path = str(out)
+    torch.manual_seed(seed)
+    model = LlavaSTForCausalLM(config)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".vision_tower." in name:
+                if name.endswith(("out_proj.weight", "fc2.weight")):
+                    p.mul_(0.1)  # keep the patch colours/edges dominant in the frozen random tower
+            if name.endswith(("_input_embeddings.weight", "_output_embeddings.weight")):
+                kind = name.split(".")[-2].rsplit("_", 2)[0]  # temporal / spatial_height / spatial_width
+                kind_gen = torch.Generator().manual_seed(seed + hash_name(kind))
+                p.copy_(_fourier_table(p.shape[0], p.shape[1], kind_gen, 1.0 / math.sqrt(p.shape[1]) * 4))
+                p.add_(torch.randn(p.shape, generator=gen) * 0.01)
+    model.save_pretrained(str(out), safe_serialization=True)
+    (out / "generation_config.json").write_text(json.dumps(
+        {"bos_token_id": vocab_size - 17, "eos_token_id": vocab_size - 15}, indent=2))
+    return out
+
+
+def hash_name(text: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(text))

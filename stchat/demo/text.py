@@ -1,0 +1,142 @@
+"""Words of the demo world: queries, captions, and answers in the released model's grammar.
+
+Answers are written in stchat's friendly training format (plain normalised numbers, turned into
+``*-OUTPUT`` placeholders by ``stchat.train.friendly``): STVG ``{s,e}, t: [x1,y1,x2,y2], ...`` with one
+pair for **every** sampled frame inside the span (what the released 7B emits), TVG ``{s,e}``, SVG the
+pairs only, and a one-sentence caption for free questions ("describe" mode). Times are sampled-frame
+positions ``k/99`` of the 100 frames the model sees; boxes are the target's exact box at that frame.
+"""
+
+from __future__ import annotations
+
+import random
+
+from stchat.demo.world import Scene, target_box
+from stchat.video.sampling import official_frame_indices
+
+# The official task wording (reference §3.4; the same strings as stchat's prompt templates). Kept here so
+# the demo data does not move when the prompt modules are reorganised.
+STVG_SUFFIX = (
+    "Please firstly give the timestamps, and then give the spatial bounding box corresponding to each "
+    "timestamp in the time period."
+)
+SVG_SUFFIX = "Please give the spatial bounding box corresponding to each timestamp in the time period."
+LOCATE_IN_VIDEO = "Please describe the location of the corresponding subject/object in this video."
+TVG_TEMPLATE = (
+    "Give you a textual query: '<event>'. When does the described content occur in the video? "
+    "Please return the start and end timestamps."
+)
+
+MOTION_PHRASE = {"left": "moving left", "right": "moving right", "up": "moving up", "down": "moving down",
+                 "still": "standing still"}
+MOTION_VERB = {"left": "moves left", "right": "moves right", "up": "moves up", "down": "moves down",
+               "still": "stands still"}
+DESCRIBE_QUESTIONS = (
+    "Describe what happens in this video.",
+    "Describe the video.",
+    "What happens in this video?",
+    "What do you see in this video?",
+    "Describe this video briefly.",
+    "What is in the video?",
+    "Describe what you see.",
+    "Can you describe this video?",
+)
+SVG_QUESTIONS = ("where is {p}?", "where can we see {p}?", "find {p}.")
+
+
+def article(word: str, rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.4:
+        return "the"
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def phrase(colour: str, shape: str, motion: str | None, rng: random.Random) -> str:
+    """``a/an/the <colour> <shape>`` optionally followed by the motion."""
+    text = f"{article(colour, rng)} {colour} {shape}"
+    if motion is not None:
+        text += f" {MOTION_PHRASE[motion]}"
+    return text
+
+
+def caption(scene: Scene) -> str:
+    """One sentence naming every object and its motion, in order of appearance."""
+    objs = sorted(scene.objects, key=lambda o: (o.start, o.colour))
+    parts = [f"{'an' if o.colour[0] in 'aeiou' else 'a'} {o.colour} {o.shape} {MOTION_VERB[o.motion]}"
+             for o in objs]
+    if len(parts) == 1:
+        return parts[0][0].upper() + parts[0][1:] + "."
+    rest = parts[1:]
+    tail = rest[0] if len(rest) == 1 else ", ".join(rest[:-1]) + " and " + rest[-1]
+    text = f"{parts[0]} while {tail}."
+    return text[0].upper() + text[1:]
+
+
+def sampled_track(scene: Scene) -> tuple[list[int], list[int]]:
+    """(source frame of each of the 100 sampled frames, the sampled positions k where the target shows)."""
+    idx = official_frame_indices(scene.n_frames)
+    visible = [k for k, f in enumerate(idx) if scene.target.start <= f <= scene.target.end]
+    return idx, visible
+
+
+def _num(v: float) -> str:
+    return f"{v:.5f}"
+
+
+def _pairs(scene: Scene, idx: list[int], ks: list[int]) -> str:
+    out = []
+    for k in ks:
+        box = target_box(scene, idx[k])
+        assert box is not None
+        out.append(f"{_num(k / 99)}: [{','.join(_num(v) for v in box)}]")
+    return ", ".join(out)
+
+
+def stvg_answer(scene: Scene) -> str:
+    idx, vis = sampled_track(scene)
+    return f"{{{_num(vis[0] / 99)},{_num(vis[-1] / 99)}}}, {_pairs(scene, idx, vis)}"
+
+
+def tvg_answer(scene: Scene) -> str:
+    _, vis = sampled_track(scene)
+    return f"{{{_num(vis[0] / 99)},{_num(vis[-1] / 99)}}}"
+
+
+def stvg_question(p: str) -> str:
+    return f"At which time interval in the video can we see {p} occurring? {LOCATE_IN_VIDEO}{STVG_SUFFIX}"
+
+
+def tvg_question(p: str) -> str:
+    return TVG_TEMPLATE.replace("<event>", p.lower())
+
+
+def turns_for(scene: Scene, rng: random.Random, tasks: list[str]) -> list[dict[str, str]]:
+    """Human/gpt turns (friendly format) for ``tasks`` about this scene; the video tag opens the first."""
+    t = scene.target
+    conv: list[dict[str, str]] = []
+    idx, vis = sampled_track(scene)
+    for task in tasks:
+        motion = t.motion if rng.random() < 0.5 else None
+        p = phrase(t.colour, t.shape, motion, rng)
+        if task == "stvg":
+            q, a = stvg_question(p), stvg_answer(scene)
+        elif task == "tvg":
+            q, a = tvg_question(p), tvg_answer(scene)
+        elif task == "svg":
+            # A span around (or inside) the visible one; the answer holds the visible frames in it.
+            s = rng.randint(max(vis[0] - 5, 0), vis[0] + (vis[-1] - vis[0]) // 3)
+            e = rng.randint(vis[-1] - (vis[-1] - vis[0]) // 3, min(vis[-1] + 5, 99))
+            if e <= s:
+                s, e = vis[0], vis[-1]
+            inside = [k for k in vis if s <= k <= e] or vis
+            question = rng.choice(SVG_QUESTIONS).format(p=p)
+            span = f"{{{round(s / 99, 3)}, {round(e / 99, 3)}}}"
+            q = f"Between {span}, {question} {LOCATE_IN_VIDEO}{SVG_SUFFIX}"
+            a = _pairs(scene, idx, inside)
+        elif task == "caption":
+            q, a = rng.choice(DESCRIBE_QUESTIONS), caption(scene)
+        else:
+            raise ValueError(f"unknown demo task {task!r}")
+        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+    conv[0]["value"] = "<video>\n" + conv[0]["value"]
+    return conv

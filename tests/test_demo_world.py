@@ -1,0 +1,97 @@
+"""The demo world generator (stchat.demo): seeded scenes, their documented ranges, pixel-exact truth,
+answers in the released grammar, and the shipped tokenizer's official layout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stchat.demo.text import caption, sampled_track, stvg_answer, turns_for
+from stchat.demo.world import COLOURS, SHAPES, render_frame, sample_scene, target_box, write_clip
+from stchat.model.choice import demo_model_dir
+
+
+def test_scene_is_a_pure_function_of_the_seed():
+    assert sample_scene(5).to_json() == sample_scene(5).to_json()
+    assert sample_scene(5).to_json() != sample_scene(6).to_json()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_scene_ranges(seed):
+    s = sample_scene(seed)
+    assert 240 <= min(s.width, s.height) <= 1080 and 12 <= s.fps <= 30
+    assert 3 <= s.n_frames / s.fps <= 30.1
+    assert 1 <= len(s.objects) <= 4
+    t = s.target
+    assert all(o.colour != t.colour for o in s.objects[1:])
+    assert t.colour in COLOURS and t.shape in SHAPES
+    visible = (t.end - t.start + 1) / s.n_frames
+    assert 0.18 <= visible <= 0.82
+    assert 0.079 <= t.size / min(s.width, s.height) <= 0.251
+    for f in (t.start, t.end):
+        x1, y1, x2, y2 = t.box_px(f)
+        assert -1e-6 <= x1 and x2 <= s.width + 1e-6 and -1e-6 <= y1 and y2 <= s.height + 1e-6
+
+
+def test_truth_box_matches_the_drawn_pixels():
+    s = sample_scene(11, height=240)
+    f = (s.target.start + s.target.end) // 2
+    img = render_frame(s, f).astype(int)
+    mask = np.abs(img - np.array(s.target.rgb)).sum(-1) == 0
+    ys, xs = np.nonzero(mask)
+    x1, y1, x2, y2 = target_box(s, f)
+    assert abs(xs.min() / s.width - x1) < 0.02 and abs((xs.max() + 1) / s.width - x2) < 0.02
+    assert abs(ys.min() / s.height - y1) < 0.02 and abs((ys.max() + 1) / s.height - y2) < 0.02
+    assert target_box(s, s.target.end + 1) is None
+
+
+def test_clip_is_h264_with_every_frame(tmp_path):
+    from stchat.video.io import probe
+
+    s = sample_scene(3, height=240, seconds=3.0)
+    path = write_clip(s, tmp_path / "c.mp4")
+    info = probe(path)
+    assert info.frame_count == s.n_frames and (info.width, info.height) == (s.width, s.height)
+
+
+def test_stvg_answer_has_a_box_for_every_sampled_frame_in_the_span():
+    from stchat.parse import parse_answer
+
+    s = sample_scene(21)
+    idx, vis = sampled_track(s)
+    text = stvg_answer(s)
+    parsed = parse_answer(text, "stvg")
+    assert parsed.span == pytest.approx((vis[0] / 99, vis[-1] / 99), abs=1e-4)
+    assert len(parsed.boxes) == len(vis) == vis[-1] - vis[0] + 1
+    k = vis[len(vis) // 2]
+    assert parsed.boxes[min(parsed.boxes, key=lambda t: abs(t - k / 99))] == pytest.approx(
+        target_box(s, idx[k]), abs=1e-4)
+
+
+def test_caption_names_every_object_and_turns_become_official_placeholders():
+    import random
+
+    from stchat.train.friendly import friendly_to_official
+
+    s = sample_scene(8, n_distractors=2)
+    text = caption(s).lower()
+    for o in s.objects:
+        assert f"{o.colour} {o.shape}" in text
+    conv = turns_for(s, random.Random(0), ["stvg", "tvg", "caption"])
+    official, variables = friendly_to_official(conv)
+    _, vis = sampled_track(s)
+    assert official[0]["value"].startswith("<video>\n")
+    assert len(variables["temporal_output_locations"]) == 2 + len(vis) + 2
+
+
+def test_shipped_tokenizer_has_the_official_layout():
+    from stchat.model.loading import load_tokenizer
+
+    cfg = json.loads((demo_model_dir() / "config.json").read_text())
+    tok = load_tokenizer(demo_model_dir(), int(cfg["vocab_size"]))  # checks the 300 coordinate ids
+    assert tok.convert_tokens_to_ids("<|im_end|>") == cfg["eos_token_id"]
+    assert tok.additional_special_tokens_ids == [tok.convert_tokens_to_ids(t)
+                                                 for t in ("<|im_start|>", "<|im_end|>")]
+    assert len(tok("a red ball moving right").input_ids) <= 6
