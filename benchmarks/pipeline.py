@@ -1,171 +1,221 @@
 """Pipeline benchmark: every figure is a ratio against a baseline measured in the same run.
 
-1. Frame sampling: the 100 official frames of a generated 60 s 720p clip, ``stchat.video.io.read_frames``
-   vs decoding every frame with OpenCV (and keeping the 100). Both results are compared pixel for pixel.
-2. Render + clip of a 10 s 720p segment (``render_answer(..., write_annotated=False)``) vs the floor, a
-   plain ``ffmpeg -ss S -t 10 -c:v libx264`` re-encode of the same segment (imageio-ffmpeg's binary), at
-   ffmpeg's default preset and at ours.
-3. Clipping the same segment: PyAV (``stchat.clip.cut_seconds``) vs MoviePy (``cut_seconds_moviepy``).
+1. Sampling the official 100 frames of a 60 s clip at 720p and 1080p: ``stchat.video.io.read_frames``
+   against the fastest anchors available in this run -- a plain threaded PyAV decode of every frame
+   (keeping the 100), and decord / torchcodec when importable (benchmark-only; put them on ``PYTHONPATH``,
+   e.g. ``pip install --target DIR decord torchcodec``). Pixels are compared with every anchor.
+2. The clip of a 10 s segment (``render_answer``, clip only, superfast/crf 20) against plain ffmpeg
+   re-encoding the same segment at the same x264 settings (imageio-ffmpeg's binary); and ``--full``
+   (clip + whole annotated video in one pass) against the clip alone.
+3. ``stchat probe`` against ``ffmpeg -i`` (imageio-ffmpeg ships no ffprobe), both as fresh processes.
 
-Run: ``.venv/bin/python benchmarks/pipeline.py [--seconds 60] [--keep DIR]``.
+Each pair is run interleaved ``--repeat`` times; the median ratio is printed, by wall time and by CPU time
+(user + system of the process and its children: steadier than wall time on a busy machine).
+
+Run: ``.venv/bin/python benchmarks/pipeline.py [--seconds 60] [--repeat 3] [--keep DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import imageio_ffmpeg
 import numpy as np
 
 from stchat.answer import ParsedAnswer
-from stchat.clip import cut_seconds, cut_seconds_moviepy
 from stchat.pipeline import render_answer
 from stchat.video.io import probe, read_frames
 from stchat.video.sampling import official_frame_indices
 
-W, H, FPS, RATE = 1280, 720, 30, 48000
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+REPO = Path(__file__).resolve().parents[1]
 
 
-def make_clip(path: Path, seconds: int) -> None:
-    """A 720p30 H.264 clip with a moving square, noise texture and a stereo tone (2 s GOP, B-frames)."""
-    rng = np.random.default_rng(0)
-    texture = rng.integers(60, 200, (H // 8, W // 8, 3), dtype=np.uint8)
-    texture = cv2.resize(texture, (W, H), interpolation=cv2.INTER_LINEAR)
-    with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.codec_context.options = {"preset": "veryfast", "crf": "23", "g": str(2 * FPS)}
-        aus = out.add_stream("aac", rate=RATE, layout="stereo")
-        n = seconds * FPS
-        samples_per_frame = RATE // FPS
-        for i in range(n):
-            img = np.roll(texture, i * 4, axis=1)
-            x = int((i * 7) % (W - 200))
-            img[200:400, x : x + 200] = (230, 40, 40)
-            cv2.putText(img, str(i), (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, FPS)
-            out.mux(vs.encode(frame))
-            t = (np.arange(samples_per_frame) + i * samples_per_frame) / RATE
-            tone = (0.2 * np.sin(2 * np.pi * (440 + 100 * (i // (2 * FPS))) * t)).astype(np.float32)
-            af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            af.sample_rate = RATE
-            af.pts = i * samples_per_frame
-            out.mux(aus.encode(af))
-        out.mux(vs.encode(None))
-        out.mux(aus.encode(None))
+def make_clip(path: Path, size: str, seconds: int) -> None:
+    """An H.264 clip with texture, motion and a tone: 30 fps, 2 s GOP, B-frames (x264 veryfast)."""
+    src = f"testsrc2=size={size}:rate=30:duration={seconds}"
+    cmd = [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", src,
+           "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+           "-vf", "noise=alls=3:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "60",
+           "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-movflags", "+faststart", str(path)]
+    subprocess.run(cmd, check=True, timeout=1800)
 
 
-def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
-    best, result = float("inf"), None
+def _cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
+    c, t = _cpu(), time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t, _cpu() - c, result
+
+
+def pair(ours: Callable[[], object], base: Callable[[], object], repeat: int) -> dict[str, float]:
+    """Interleaved runs; medians of the per-pair ratios ours/base (wall and CPU)."""
+    walls, cpus, t_ours, t_base = [], [], [], []
     for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
+        w1, c1, _ = measure(ours)
+        w0, c0, _ = measure(base)
+        walls.append(w1 / w0)
+        cpus.append(c1 / max(c0, 1e-9))
+        t_ours.append(w1)
+        t_base.append(w0)
+    return {
+        "wall": statistics.median(walls), "cpu": statistics.median(cpus),
+        "ours_s": statistics.median(t_ours), "base_s": statistics.median(t_base),
+    }
 
 
-def opencv_all_frames(path: Path, wanted: list[int]) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    keep: dict[int, np.ndarray] = {}
+def fmt(r: dict[str, float]) -> str:
+    return (f"{r['wall']:.2f}x wall ({r['ours_s']:.2f} s vs {r['base_s']:.2f} s), "
+            f"{r['cpu']:.2f}x CPU")
+
+
+# --------------------------------------------------------------------------- 1. sampling anchors
+
+def pyav_threaded(path: Path, wanted: list[int]) -> np.ndarray:
+    """Decode every frame with FFmpeg's threading, keep the wanted ones (swscale RGB, as stchat)."""
     want = set(wanted)
-    i = 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        if i in want:
-            keep[i] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        i += 1
-    cap.release()
+    keep: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for i, frame in enumerate(c.decode(s)):
+            if i in want:
+                keep[i] = frame.to_ndarray(format="rgb24")
+            if i >= wanted[-1]:
+                break
     return np.stack([keep[k] for k in wanted])
 
 
-def ffmpeg_floor(src: Path, out: Path, start: float, dur: float, preset: str | None) -> None:
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-y",
-        "-ss",
-        f"{start}",
-        "-t",
-        f"{dur}",
-        "-i",
-        str(src),
-    ]
-    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart"]
-    if preset:
-        cmd += ["-preset", preset]
-    subprocess.run([*cmd, str(out)], check=True, timeout=600)
+def decord_anchor(path: Path, wanted: list[int]) -> np.ndarray:
+    import decord
+
+    vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=0)
+    return vr.get_batch(wanted).asnumpy()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=int, default=60)
-    ap.add_argument("--keep", type=Path, help="folder to keep the generated files in")
-    args = ap.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="stchat-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    src = work / "bench_720p.mp4"
-    t_gen, _ = timed(lambda: make_clip(src, args.seconds))
+def torchcodec_anchor(path: Path, wanted: list[int]) -> np.ndarray:
+    from torchcodec.decoders import VideoDecoder
+
+    dec = VideoDecoder(str(path), dimension_order="NHWC", seek_mode="exact")
+    return dec.get_frames_at(wanted).data.numpy()
+
+
+def _available(name: str) -> bool:
+    try:
+        if name == "decord":
+            import decord  # noqa: F401
+        else:
+            from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means "not measured in this run"
+        return False
+    return True
+
+
+def bench_sampling(src: Path, repeat: int) -> None:
     info = probe(src)
-    print(
-        f"generated {src.name}: {info.width}x{info.height} {info.fps_float} fps, {info.frame_count} frames "
-        f"({t_gen:.1f} s)"
-    )
-
-    # 1. sampling
     idx = official_frame_indices(info.frame_count)
-    t_ours, ours = timed(lambda: read_frames(src, idx))
-    t_cv, theirs = timed(lambda: opencv_all_frames(src, idx))
-    diff = np.abs(ours.astype(np.int16) - theirs.astype(np.int16)).mean()
-    print(
-        f"[1] sample 100 frames: stchat {t_ours:.2f} s vs OpenCV decode-all {t_cv:.2f} s "
-        f"-> {t_cv / t_ours:.2f}x faster (mean |diff| vs OpenCV {diff:.2f} levels)"
-    )
+    ours = read_frames(src, idx)
+    anchors: dict[str, Callable[[Path, list[int]], np.ndarray]] = {"threaded PyAV": pyav_threaded}
+    for name, fn in (("decord", decord_anchor), ("torchcodec", torchcodec_anchor)):
+        if _available(name):
+            anchors[name] = fn
+        else:
+            print(f"    ({name} not importable: not measured)")
+    for name, fn in anchors.items():
+        theirs = fn(src, idx)
+        same = theirs.shape == ours.shape and np.array_equal(theirs, ours)
+        diff = "identical pixels" if same else (
+            f"mean |diff| {np.abs(theirs.astype(np.int16) - ours).mean():.3f} levels"
+            if theirs.shape == ours.shape else f"shape {theirs.shape}")
+        r = pair(lambda: read_frames(src, idx), lambda fn=fn: fn(src, idx), repeat)  # type: ignore[misc]
+        print(f"[1] {info.height}p sample 100 frames: stchat / {name} = {fmt(r)}; {diff}")
 
-    # 2. render + clip of a 10 s segment vs the ffmpeg floor
+
+# --------------------------------------------------------------------------- 2. clip vs ffmpeg
+
+def ffmpeg_segment(src: Path, out: Path, start: float, dur: float) -> None:
+    cmd = [FFMPEG, "-v", "error", "-y", "-ss", f"{start}", "-t", f"{dur}", "-i", str(src),
+           "-c:v", "libx264", "-preset", "superfast", "-crf", "20", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-movflags", "+faststart", str(out)]
+    subprocess.run(cmd, check=True, timeout=900)
+
+
+def bench_clip(src: Path, work: Path, repeat: int) -> None:
+    info = probe(src)
     start_s, dur = 20.0, 10.0
     span = (start_s / info.duration_s, (start_s + dur) / info.duration_s)
     ans = ParsedAnswer(
         "stvg", "bench", span=span, boxes={span[0]: (0.1, 0.2, 0.3, 0.6), span[1]: (0.6, 0.2, 0.8, 0.6)}
     )
-    t_render, out = timed(
-        lambda: render_answer(src, ans, out_dir=work / "render", query="a red square", write_annotated=False)
-    )
-    t_floor, _ = timed(lambda: ffmpeg_floor(src, work / "floor.mp4", start_s, dur, None))
-    t_floor_sf, _ = timed(lambda: ffmpeg_floor(src, work / "floor_sf.mp4", start_s, dur, "superfast"))
-    seg = out.rows[0]  # type: ignore[attr-defined]
-    print(
-        f"[2] render+clip {seg.duration_s:.2f} s segment: stchat {t_render:.2f} s vs ffmpeg re-encode "
-        f"(preset medium) {t_floor:.2f} s -> {t_render / t_floor:.2f}x the floor; vs ffmpeg superfast "
-        f"{t_floor_sf:.2f} s -> {t_render / t_floor_sf:.2f}x"
-    )
-    t_full, _ = timed(lambda: render_answer(src, ans, out_dir=work / "render_full", query="a red square"))
-    print(
-        f"    full pipeline (annotated {info.duration_s:.0f} s video + clip): {t_full:.2f} s "
-        f"-> {t_full / t_floor:.2f}x the 10 s floor"
-    )
 
-    # 3. clipping: PyAV vs MoviePy
-    t_pyav, res = timed(lambda: cut_seconds(src, work / "cut_pyav.mp4", start_s, start_s + dur))
-    t_mpy, _ = timed(lambda: cut_seconds_moviepy(src, work / "cut_moviepy.mp4", start_s, start_s + dur))
-    n_pyav = probe(work / "cut_pyav.mp4").frame_count
-    n_mpy = probe(work / "cut_moviepy.mp4").frame_count
-    print(
-        f"[3] clip 10 s: PyAV {t_pyav:.2f} s ({n_pyav} frames) vs MoviePy {t_mpy:.2f} s ({n_mpy} frames) "
-        f"-> MoviePy takes {t_mpy / t_pyav:.2f}x PyAV's time; expected {int(dur * FPS)} frames"
-    )
+    def clip() -> object:
+        return render_answer(src, ans, out_dir=work / "render", query="a red square", write_annotated=False)
+
+    def full() -> object:
+        return render_answer(src, ans, out_dir=work / "full", query="a red square", write_annotated=True)
+
+    r = pair(clip, lambda: ffmpeg_segment(src, work / "ffmpeg.mp4", start_s, dur), repeat)
+    print(f"[2] {info.height}p clip of a {dur:.0f} s segment (superfast, crf 20): stchat / ffmpeg = {fmt(r)}")
+    r = pair(full, clip, max(1, repeat // 2))
+    print(f"    --full ({info.duration_s:.0f} s annotated video + clip, one pass) / clip only = {fmt(r)}")
+
+
+# --------------------------------------------------------------------------- 3. probe
+
+def bench_probe(src: Path, repeat: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def ours() -> None:
+        subprocess.run([sys.executable, "-m", "stchat.cli", "probe", str(src)], check=True, env=env,
+                       stdout=subprocess.DEVNULL, timeout=300)
+
+    def ffmpeg_i() -> None:  # exits 1 ("no output file"), after printing the stream facts
+        subprocess.run([FFMPEG, "-hide_banner", "-i", str(src)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300)
+
+    r = pair(ours, ffmpeg_i, repeat)
+    print(f"[3] stchat probe / ffmpeg -i (fresh processes) = {fmt(r)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", type=Path, help="folder for the generated clips (reused when present)")
+    ap.add_argument("--only", choices=("sampling", "clip", "probe"), help="run one part")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="stchat-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; PyAV {av.__version__}")
+    clips = {}
+    for size in ("1280x720", "1920x1080"):
+        path = work / f"bench_{size}_{args.seconds}s.mp4"
+        if not path.exists():
+            make_clip(path, size, args.seconds)
+        clips[size] = path
+    if args.only in (None, "sampling"):
+        for path in clips.values():
+            bench_sampling(path, args.repeat)
+    if args.only in (None, "clip"):
+        for path in clips.values():
+            bench_clip(path, work, args.repeat)
+    if args.only in (None, "probe"):
+        bench_probe(clips["1280x720"], args.repeat)
     print(f"files in {work}")
 
 

@@ -7,24 +7,28 @@ sample under the first frame. :func:`cut_seconds_moviepy` is the MoviePy route, 
 (``benchmarks/pipeline.py``) that decided between them: MoviePy pipes raw frames through an ffmpeg
 subprocess, cuts by time rather than by frame, and writes a temporary audio file.
 
-Annotated clips are produced by cutting the *source* with the same annotation hook that draws the full
-annotated video, rather than by re-decoding ``annotated.mp4``: the pixels are the same annotated frames,
-one lossy generation fewer, and no extra decode of the big file.
+Annotated clips are produced from the *source* with the same annotation hook that draws the full
+annotated video, rather than by re-decoding ``annotated.mp4``: one lossy generation fewer. When both are
+wanted, :func:`encode_ranges` makes them in one decode pass, each frame drawn once and handed to both
+encoders; frames stay in the decoder's yuv420p throughout (no YUV -> RGB -> YUV round trip).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from stchat.errors import VideoError
+from stchat.render import YuvPlanes
 from stchat.video.audio import audio_format, iter_audio
-from stchat.video.io import VideoInfo, frame_times, iter_frames, probe
+from stchat.video.info import VideoInfo
+from stchat.video.io import frame_rgb, frame_times, iter_video_frames, probe
 from stchat.video.writer import Mp4Writer
 
 # (frame index, time on the file clock, RGB frame) -> RGB frame to encode (may be a different size).
@@ -71,6 +75,146 @@ def seconds_to_frames(times: np.ndarray, start_s: float, end_s: float) -> tuple[
     return first, last
 
 
+@dataclass(frozen=True)
+class ClipSpec:
+    """One output of an encoding pass: source frames ``first..last`` (inclusive) into ``path``.
+
+    ``origin_s`` is the file-clock time that becomes 0 in the output; by default the first frame's time.
+    Passing 0.0 for a whole-video render keeps a stream that starts late (video at 0.033 s, audio at 0)
+    exactly as offset as in the source.
+    """
+
+    path: Path
+    first: int
+    last: int
+    origin_s: float | None = None
+
+
+@dataclass
+class _Output:
+    spec: ClipSpec
+    start_s: float
+    end_s: float
+    origin: float
+    blocks: Iterator[np.ndarray]
+    audio_done: int = 0
+    writer: Mp4Writer | None = None
+
+
+def _planes(frame: av.VideoFrame) -> YuvPlanes:
+    """Writable numpy views of a yuv420p frame's planes (no copy)."""
+    views = []
+    for plane in frame.planes:
+        arr = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        views.append(arr[:, : plane.width])
+    return views[0], views[1], views[2]
+
+
+def _yuv_ok(frame: av.VideoFrame, rotation: int, annotate: FrameHook | None) -> bool:
+    """Can this frame be drawn and encoded in its own yuv420p, skipping RGB altogether?"""
+    if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2 or rotation:
+        return False
+    if annotate is None:
+        return True
+    supports = getattr(annotate, "supports_yuv", None)
+    return bool(supports is not None and supports())
+
+
+def encode_ranges(
+    src: str | Path,
+    specs: Sequence[ClipSpec],
+    annotate: FrameHook | None = None,
+    audio: bool = True,
+    crf: int = 20,
+    preset: str = "superfast",
+    progress: Progress | None = None,
+) -> list[ClipResult]:
+    """Encode every spec's frame range from ONE decode of the source (each frame drawn once).
+
+    The full annotated video and the clip share this pass: a frame inside the clip is drawn once and
+    handed to both encoders. Frames stay in the decoder's yuv420p when the annotator can draw there
+    (:meth:`stchat.render.Renderer.render_yuv`); without an annotator the decoded picture goes to the
+    encoder untouched. Anything else (rotation, 10-bit, odd sizes) takes the RGB path.
+    """
+    info = probe(src)
+    times = frame_times(src)
+    n = len(times)
+    if not specs:
+        raise VideoError("nothing to encode")
+    for spec in specs:
+        if not (0 <= spec.first <= spec.last < n):
+            raise VideoError(f"frame range [{spec.first}, {spec.last}] is outside the video's {n} frames")
+    fmt = audio_format(src) if (audio and info.has_audio) else None
+    outputs: list[_Output] = []
+    for spec in specs:
+        start_s = float(times[spec.first])
+        end_s = frame_end_time(times, info, spec.last)
+        origin = start_s if spec.origin_s is None else min(spec.origin_s, start_s)
+        blocks = iter_audio(src, origin, end_s, fmt) if fmt is not None else iter(())
+        outputs.append(_Output(spec, start_s, end_s, origin, blocks))
+    lo = min(s.first for s in specs)
+    hi = max(s.last for s in specs)
+    total = hi - lo + 1
+    try:
+        for k, (i, frame) in enumerate(iter_video_frames(src, range(lo, hi + 1))):
+            active = [o for o in outputs if o.spec.first <= i <= o.spec.last]
+            if not active:
+                continue
+            t = float(times[i])
+            if _yuv_ok(frame, info.rotation, annotate):
+                if annotate is None:
+                    out_frame = frame
+                else:
+                    w, h = annotate.canvas_size(frame.width, frame.height)  # type: ignore[attr-defined]
+                    out_frame = av.VideoFrame(w, h, "yuv420p")
+                    annotate.render_yuv(_planes(frame), _planes(out_frame), i, t)  # type: ignore[attr-defined]
+                rgb = None
+            else:
+                rgb = frame_rgb(frame, info.rotation, fast=True)
+                rgb = annotate(i, t, rgb) if annotate is not None else rgb
+                out_frame = None
+            for o in active:
+                pts = round((t - o.origin) / TIME_BASE)
+                if o.writer is None:
+                    shape = rgb.shape if rgb is not None else (out_frame.height, out_frame.width)
+                    w, h = shape[1], shape[0]
+                    o.writer = Mp4Writer(o.spec.path, w, h, info.fps, TIME_BASE, fmt, crf, preset)
+                if rgb is None:
+                    o.writer.write_video_frame(out_frame, pts)
+                else:
+                    o.writer.write_frame(rgb, pts)
+                if fmt is not None:  # keep audio about half a second ahead of video: a well interleaved file
+                    want = math.ceil((t - o.origin + _AUDIO_LEAD_S) * fmt.sample_rate)
+                    while o.audio_done < want:
+                        block = next(o.blocks, None)
+                        if block is None:
+                            break
+                        o.writer.write_audio(block)
+                        o.audio_done += block.shape[1]
+            if progress is not None and (k % 10 == 0 or k == total - 1):
+                progress((k + 1) / total)
+        for o in outputs:
+            if o.writer is None:
+                raise VideoError(
+                    f"{Path(src).name}: no frame could be decoded in [{o.spec.first}, {o.spec.last}]"
+                )
+            for block in o.blocks:
+                o.writer.write_audio(block)
+            o.writer.close()
+    except BaseException:
+        for o in outputs:
+            if o.writer is not None:
+                try:
+                    o.writer.__exit__(RuntimeError, None, None)
+                finally:
+                    Path(o.spec.path).unlink(missing_ok=True)
+        raise
+    return [
+        ClipResult(Path(o.spec.path), o.spec.first, o.spec.last, o.start_s, o.end_s, fmt is not None)
+        for o in outputs
+    ]
+
+
 def cut_frames(
     src: str | Path,
     out: str | Path,
@@ -83,56 +227,9 @@ def cut_frames(
     preset: str = "superfast",
     progress: Progress | None = None,
 ) -> ClipResult:
-    """Encode source frames ``first..last`` (inclusive) to ``out``.
-
-    ``origin_s`` is the file-clock time that becomes 0 in the output; by default the first frame's time.
-    Passing 0.0 for a whole-video render keeps a stream that starts late (video at 0.033 s, audio at 0)
-    exactly as offset as in the source.
-    """
-    info = probe(src)
-    times = frame_times(src)
-    n = len(times)
-    if not (0 <= first <= last < n):
-        raise VideoError(f"frame range [{first}, {last}] is outside the video's {n} frames")
-    start_s = float(times[first])
-    end_s = frame_end_time(times, info, last)
-    origin = start_s if origin_s is None else min(origin_s, start_s)
-    fmt = audio_format(src) if (audio and info.has_audio) else None
-    blocks = iter_audio(src, origin, end_s, fmt) if fmt is not None else iter(())
-    audio_done = 0
-    writer: Mp4Writer | None = None
-    total = last - first + 1
-    try:
-        frames = iter_frames(src, range(first, last + 1), rotation=info.rotation, fast_rgb=True)
-        for k, (i, rgb) in enumerate(frames):
-            t = float(times[i])
-            frame = annotate(i, t, rgb) if annotate is not None else rgb
-            if writer is None:
-                writer = Mp4Writer(out, frame.shape[1], frame.shape[0], info.fps, TIME_BASE, fmt, crf, preset)
-            writer.write_frame(frame, round((t - origin) / TIME_BASE))
-            if fmt is not None:  # keep audio about half a second ahead of video: a well interleaved file
-                want = math.ceil((t - origin + _AUDIO_LEAD_S) * fmt.sample_rate)
-                while audio_done < want:
-                    block = next(blocks, None)
-                    if block is None:
-                        break
-                    writer.write_audio(block)
-                    audio_done += block.shape[1]
-            if progress is not None and (k % 10 == 0 or k == total - 1):
-                progress((k + 1) / total)
-        if writer is None:
-            raise VideoError(f"{Path(src).name}: no frame could be decoded in [{first}, {last}]")
-        for block in blocks:
-            writer.write_audio(block)
-        writer.close()
-    except BaseException:
-        if writer is not None:
-            try:
-                writer.__exit__(RuntimeError, None, None)
-            finally:
-                Path(out).unlink(missing_ok=True)
-        raise
-    return ClipResult(Path(out), first, last, start_s, end_s, fmt is not None)
+    """Encode source frames ``first..last`` (inclusive) to ``out`` (see :class:`ClipSpec`)."""
+    spec = ClipSpec(Path(out), first, last, origin_s)
+    return encode_ranges(src, [spec], annotate, audio, crf, preset, progress)[0]
 
 
 def cut_seconds(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stchat.answer import ParsedAnswer
-from stchat.clip import cut_frames
+from stchat.clip import ClipSpec, encode_ranges
 from stchat.errors import AnswerError, StchatError
 from stchat.mapping import FrameMap, MappedAnswer, map_answer
 from stchat.render import GREEN, RED, BoxAnnotator, LabelAnnotator, Renderer, TimelineAnnotator
@@ -165,25 +165,12 @@ def render_answer(
         raise OutputError(f"cannot write into {out}: {exc.strerror or exc}") from None
     report = progress or (lambda _f, _m: None)
     try:
-        share = 0.75 if write_annotated else 0.0
+        # One decode pass: the clip, and the full video when asked, each frame drawn once.
+        specs = [ClipSpec(tmp / "clip.mp4", mapped.first_frame, mapped.last_frame)]
         if write_annotated:
-            cut_frames(
-                video_path,
-                tmp / "annotated.mp4",
-                0,
-                info.frame_count - 1,
-                annotate=renderer,
-                origin_s=0.0,
-                progress=lambda f: report(f * share, "rendering the annotated video"),
-            )
-        cut_frames(
-            video_path,
-            tmp / "clip.mp4",
-            mapped.first_frame,
-            mapped.last_frame,
-            annotate=renderer,
-            progress=lambda f: report(share + f * (1 - share), "cutting the clip"),
-        )
+            specs.append(ClipSpec(tmp / "annotated.mp4", 0, info.frame_count - 1, origin_s=0.0))
+        what = "rendering the clip and the full video" if write_annotated else "rendering the clip"
+        encode_ranges(video_path, specs, annotate=renderer, progress=lambda f: report(f, what))
         write_csv(rows, tmp / "timing.csv")
         write_json(rows, mapped, tmp / "timing.json")
         _publish(tmp, out, write_annotated)

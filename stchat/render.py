@@ -63,6 +63,53 @@ class BoxAnnotator:
             return
         draw_outline(canvas[: frame.height, : frame.width], box, self.color, self.thickness)
 
+    def annotate_yuv(self, planes: YuvPlanes, frame: FrameInfo) -> None:
+        """The same outline on a yuv420p picture: exact in luma, chroma covering every touched 2x2 block."""
+        box = self.track.get(frame.index)
+        if box is None:
+            return
+        y, u, v = planes
+        cy, cu, cv = yuv_color(self.color)
+        for r0, r1, c0, c1 in _outline_rects(box, self.thickness):
+            _fill(y, r0, r1, c0, c1, cy)
+            # A chroma sample covers a 2x2 block: widen outward so the whole line gets the colour (what
+            # the RGB -> I420 conversion of an RGB drawing gives too, minus its averaging with the
+            # neighbours).
+            _fill(u, r0 // 2, (r1 + 1) // 2, c0 // 2, (c1 + 1) // 2, cu)
+            _fill(v, r0 // 2, (r1 + 1) // 2, c0 // 2, (c1 + 1) // 2, cv)
+
+
+YuvPlanes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@functools.lru_cache(maxsize=64)
+def yuv_color(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """An RGB colour in the BT.601 limited-range YUV that the RGB path's OpenCV conversion gives."""
+    block = cv2.cvtColor(np.full((2, 2, 3), color, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420)
+    return int(block[0, 0]), int(block[2, 0]), int(block[2, 1])
+
+
+def _fill(plane: np.ndarray, r0: int, r1: int, c0: int, c1: int, value: int) -> None:
+    h, w = plane.shape[:2]
+    r0, r1, c0, c1 = max(0, r0), min(h, r1), max(0, c0), min(w, c1)
+    if r0 < r1 and c0 < c1:
+        plane[r0:r1, c0:c1] = value
+
+
+def _outline_rects(box: PixelBox, thickness: int) -> list[tuple[int, int, int, int]]:
+    """The outline's four bars as ``(row0, row1, col0, col1)`` (ends exclusive, not yet clipped)."""
+    x1, y1, x2, y2 = (round(v) for v in box)
+    xl, xr = x1, max(x1, x2 - 1)
+    yt, yb = y1, max(y1, y2 - 1)
+    lo = thickness // 2  # pixels before the edge line; the rest fall on and after it
+    hi = thickness - lo
+    return [
+        (yt - lo, yt + hi, xl - lo, xr + hi),
+        (yb - lo, yb + hi, xl - lo, xr + hi),
+        (yt - lo, yb + hi, xl - lo, xl + hi),
+        (yt - lo, yb + hi, xr - lo, xr + hi),
+    ]
+
 
 def draw_outline(picture: np.ndarray, box: PixelBox, color: tuple[int, int, int], thickness: int) -> None:
     """A rectangle outline of exactly ``thickness`` pixels centred on the box edges, clipped to the picture.
@@ -71,24 +118,8 @@ def draw_outline(picture: np.ndarray, box: PixelBox, color: tuple[int, int, int]
     asked: the outline's geometry is exact, so a viewer (and the tests) can read the box back from it.
     Boxes have exclusive right/bottom edges, so the edge pixels are ``x1`` and ``x2 - 1``.
     """
-    h, w = picture.shape[:2]
-    x1, y1, x2, y2 = (round(v) for v in box)
-    xl, xr = x1, max(x1, x2 - 1)
-    yt, yb = y1, max(y1, y2 - 1)
-    lo = thickness // 2  # pixels before the edge line; the rest fall on and after it
-    hi = thickness - lo
-
-    def rows(a: int, b: int) -> slice:
-        return slice(min(h, max(0, a)), min(h, max(0, b)))
-
-    def cols(a: int, b: int) -> slice:
-        return slice(min(w, max(0, a)), min(w, max(0, b)))
-
-    outer_x, outer_y = cols(xl - lo, xr + hi), rows(yt - lo, yb + hi)
-    picture[rows(yt - lo, yt + hi), outer_x] = color
-    picture[rows(yb - lo, yb + hi), outer_x] = color
-    picture[outer_y, cols(xl - lo, xl + hi)] = color
-    picture[outer_y, cols(xr - lo, xr + hi)] = color
+    for r0, r1, c0, c1 in _outline_rects(box, thickness):
+        _fill(picture, r0, r1, c0, c1, color)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -101,6 +132,7 @@ class LabelAnnotator:
     Hershey call. Characters that no available font has (most emoji) become ``?``.
     """
 
+    on_strip = True  # draws only in the strip (the YUV path draws the strip alone, in RGB)
     text: str
     color: tuple[int, int, int] = WHITE
     _masks: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict, repr=False)
@@ -141,6 +173,7 @@ def _unicode_label(text: str, max_width: int, strip_h: int) -> tuple[np.ndarray,
 class TimelineAnnotator:
     """A bar for the whole video: the predicted span in red, ground truth in green, and a playhead."""
 
+    on_strip = True
     duration_s: float
     span: tuple[float, float] | None = None
     gt_span: tuple[float, float] | None = None
@@ -204,6 +237,46 @@ class Renderer:
     def __call__(self, index: int, time_s: float, rgb: np.ndarray) -> np.ndarray:
         """The :data:`stchat.clip.FrameHook` signature."""
         return self.render(rgb, index, time_s)
+
+    # -- the YUV path: draw on the decoder's own yuv420p picture, no RGB round trip -------------------
+    def supports_yuv(self) -> bool:
+        """True when every annotator draws either only in the strip or has an ``annotate_yuv``."""
+        return all(getattr(a, "on_strip", False) or hasattr(a, "annotate_yuv") for a in self.annotators)
+
+    def canvas_size(self, width: int, height: int) -> tuple[int, int]:
+        return width, height + (strip_height(height) if self.with_strip else 0)
+
+    def render_yuv(self, src: YuvPlanes, out: YuvPlanes, index: int, time_s: float) -> None:
+        """Copy the yuv420p picture ``src`` into ``out`` (sized by :meth:`canvas_size`) and annotate it.
+
+        Sizes must be even. Only the strip (11% of the pixels) is drawn in RGB and converted; the picture
+        keeps the decoder's pixels, so the clip loses no quality to colour conversions.
+        """
+        y, u, v = src
+        h, w = y.shape
+        oy, ou, ov = out
+        oy[:h] = y
+        ou[: h // 2] = u
+        ov[: h // 2] = v
+        strip_h = oy.shape[0] - h
+        if strip_h > 0:
+            strip = np.empty((strip_h, w, 3), dtype=np.uint8)
+            strip[:] = STRIP_BG
+            strip_info = FrameInfo(index, time_s, w, 0)  # a strip-only canvas: the picture has height 0
+            for a in self.annotators:
+                if getattr(a, "on_strip", False):
+                    a.annotate(strip, strip_info)
+            i420 = cv2.cvtColor(strip, cv2.COLOR_RGB2YUV_I420).reshape(-1)  # Y, then U, then V
+            ysz = strip_h * w
+            csz = ysz // 4
+            oy[h:] = i420[:ysz].reshape(strip_h, w)
+            ou[h // 2 :] = i420[ysz : ysz + csz].reshape(strip_h // 2, w // 2)
+            ov[h // 2 :] = i420[ysz + csz :].reshape(strip_h // 2, w // 2)
+        info = FrameInfo(index, time_s, w, h)
+        picture = (oy[:h], ou[: h // 2], ov[: h // 2])
+        for a in self.annotators:
+            if not getattr(a, "on_strip", False):
+                a.annotate_yuv(picture, info)  # type: ignore[attr-defined]
 
 
 def format_timestamp(seconds: float) -> str:

@@ -26,7 +26,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from stchat.errors import VideoError
@@ -295,6 +294,30 @@ def frame_times(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMI
     return _frame_seconds(_index(p))
 
 
+def iter_video_frames(
+    path: str | os.PathLike[str], indices: Sequence[int], limits: VideoLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield ``(index, decoded frame)`` for the wanted indices in increasing order, unconverted.
+
+    The frame is the decoder's own picture (usually yuv420p, not yet rotated): the renderer draws and
+    encodes it without a round trip through RGB.
+    """
+    p = Path(path)
+    _check_file(p, limits)
+    idx = _index(p)
+    n = len(idx.pts)
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted:
+        return
+    if wanted[0] < 0 or wanted[-1] >= n:
+        bad = wanted[0] if wanted[0] < 0 else wanted[-1]
+        raise _fail(p, f"frame {bad} is out of range (the video has {n} frames)")
+    decoder = _SeekingDecoder(p, idx, wanted) if idx.seekable else _CountingDecoder(p)
+    with decoder:
+        for i in wanted:
+            yield i, decoder.get(i)
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     indices: Sequence[int],
@@ -307,31 +330,25 @@ def iter_frames(
     ``fast_rgb`` converts yuv420p with OpenCV instead of swscale: about twice as fast, within a level or
     two. Fine for drawing; frames for the model keep swscale's conversion (what decord uses).
     """
-    p = Path(path)
-    _check_file(p, limits)
-    idx = _index(p)
-    n = len(idx.pts)
-    wanted = sorted(set(int(i) for i in indices))
-    if not wanted:
-        return
-    if wanted[0] < 0 or wanted[-1] >= n:
-        bad = wanted[0] if wanted[0] < 0 else wanted[-1]
-        raise _fail(p, f"frame {bad} is out of range (the video has {n} frames)")
     if rotation is None:
-        rotation = probe(p, limits).rotation
-    decoder = _SeekingDecoder(p, idx) if idx.seekable else _CountingDecoder(p)
-    with decoder:
-        for i in wanted:
-            frame = decoder.get(i)
-            rgb = _fast_rgb(frame) if fast_rgb else None
-            if rgb is None:
-                rgb = frame.to_ndarray(format="rgb24")
-            yield i, _apply_rotation(rgb, rotation)
+        rotation = probe(path, limits).rotation
+    for i, frame in iter_video_frames(path, indices, limits):
+        yield i, frame_rgb(frame, rotation, fast_rgb)
+
+
+def frame_rgb(frame: av.VideoFrame, rotation: int = 0, fast: bool = False) -> np.ndarray:
+    """A decoded frame as displayed RGB (``fast``: OpenCV's conversion, see :func:`iter_frames`)."""
+    rgb = _fast_rgb(frame) if fast else None
+    if rgb is None:
+        rgb = frame.to_ndarray(format="rgb24")
+    return _apply_rotation(rgb, rotation)
 
 
 def _fast_rgb(frame: av.VideoFrame) -> np.ndarray | None:
     if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
         return None
+    import cv2  # lazily: probing (``stchat probe``) should not pay OpenCV's import
+
     return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
 
 
@@ -359,17 +376,32 @@ class _SeekingDecoder:
     """Decode forward from the last keyframe at or before each wanted frame, matched on exact pts.
 
     Consecutive wanted frames in one GOP are read in one forward pass; only a wanted frame past the next
-    keyframe triggers a seek. Frames are converted to RGB only when wanted.
+    keyframe triggers a seek. Three things keep the work near the minimum (the pixels never change):
+
+    * the seek aims at the keyframe's *pts*. MP4's index holds presentation-shifted timestamps, so aiming
+      at the keyframe's dts (which B-frames put before its pts) lands one GOP early on most seeks;
+    * packets that are not wanted are sent with ``skip_frame = NONREF``: the decoder drops them if no
+      other frame references them (most B-frames), and decodes them as usual otherwise. A dropped frame
+      is by definition never used by another, so every decoded picture is bit-identical;
+    * FFmpeg's frame threads (``thread_type = AUTO``) decode several frames at once.
     """
 
-    def __init__(self, path: Path, idx: _Index) -> None:
+    def __init__(self, path: Path, idx: _Index, wanted: Sequence[int] = ()) -> None:
         self._path = path
         self._idx = idx
         self._container = _open(path)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        threads = _decode_threads()
+        if threads:
+            self._stream.codec_context.thread_count = threads
+        self._ctx = self._stream.codec_context
+        self._skip_ok = _skip_nonref_ok(self._ctx.name)
+        self._wanted_pts = {int(idx.pts[i]) for i in wanted}
+        self._skip_mode = "DEFAULT"
         self._frames: Iterator[av.VideoFrame] | None = None
         self._last_pts: int | None = None  # pts of the last frame the decoder produced
+        self.decoded = 0  # frames the decoder produced (for the benchmark and tests)
 
     def __enter__(self) -> _SeekingDecoder:
         return self
@@ -377,14 +409,27 @@ class _SeekingDecoder:
     def __exit__(self, *exc: object) -> None:
         self._container.close()
 
+    def _set_skip(self, mode: str) -> None:
+        if mode != self._skip_mode:
+            self._ctx.skip_frame = mode
+            self._skip_mode = mode
+
+    def _decode_packets(self) -> Iterator[av.VideoFrame]:
+        for packet in self._container.demux(self._stream):
+            if self._skip_ok:
+                pts = packet.pts
+                self._set_skip("NONREF" if pts is not None and pts not in self._wanted_pts else "DEFAULT")
+            for frame in self._ctx.decode(packet):
+                self.decoded += 1
+                yield frame
+
     def _seek(self, key_pos: int) -> None:
         if key_pos < 0:
             self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
         else:
-            # mp4 seeks on dts: aim at the keyframe's own dts so we land exactly on it.
-            target = int(self._idx.key_dts[key_pos])
+            target = int(self._idx.key_pts[key_pos])
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
+        self._frames = self._decode_packets()
         self._last_pts = None
 
     def _near(self, last_pts: int, key_pts: int) -> bool:
@@ -395,6 +440,7 @@ class _SeekingDecoder:
 
     def get(self, i: int) -> av.VideoFrame:
         target = int(self._idx.pts[i])
+        self._wanted_pts.add(target)
         key_pos = int(np.searchsorted(self._idx.key_pts, target, side="right")) - 1
         key_pts = int(self._idx.key_pts[key_pos]) if key_pos >= 0 else None
         resume = (
@@ -406,8 +452,11 @@ class _SeekingDecoder:
         if not resume:
             self._seek(key_pos)
         frame = self._decode_until(target)
+        # A seek that lands after the frame (an index that lies): one keyframe earlier, then the start.
+        if frame is None and key_pos > 0:
+            self._seek(key_pos - 1)
+            frame = self._decode_until(target)
         if frame is None:
-            # The index lied (a seek landed after the frame): decode from the very start.
             self._seek(-1)
             frame = self._decode_until(target)
         if frame is None:
@@ -430,6 +479,22 @@ class _SeekingDecoder:
             raise _fail(self._path, f"decoding failed ({_ffmpeg_reason(exc)})") from None
         self._frames = None
         return None
+
+
+# Codecs whose decoders honour skip_frame=NONREF by dropping exactly the frames nothing references.
+_SKIP_NONREF_CODECS = {"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"}
+
+
+def _skip_nonref_ok(codec: str) -> bool:
+    return codec in _SKIP_NONREF_CODECS and os.environ.get("STCHAT_DECODE_SKIP_NONREF", "1") != "0"
+
+
+def _decode_threads() -> int:
+    """Decoder threads: ``STCHAT_DECODE_THREADS`` or 0 (FFmpeg picks: one per core, plus one)."""
+    try:
+        return max(0, int(os.environ.get("STCHAT_DECODE_THREADS", "0")))
+    except ValueError:
+        return 0
 
 
 class _CountingDecoder:

@@ -13,7 +13,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from stchat.errors import VideoError
@@ -76,15 +75,26 @@ class Mp4Writer:
     # -- video ---------------------------------------------------------------------------------------
     def write_frame(self, rgb: np.ndarray, pts: int) -> None:
         """Encode one RGB frame at ``pts`` (in ``time_base`` units); timestamps must increase."""
-        if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1  # never hand the muxer a non-increasing timestamp
-        self._last_pts = pts
+        import cv2  # lazily: the YUV path (write_video_frame) and probing never need OpenCV
+
         # OpenCV's RGB->I420 is the same BT.601 limited-range matrix swscale applies (within one level)
         # and about twice as fast, which matters: colour conversion was a third of the encode time.
         yuv = cv2.cvtColor(pad_even(rgb), cv2.COLOR_RGB2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        self.write_video_frame(av.VideoFrame.from_ndarray(yuv, format="yuv420p"), pts)
+
+    def write_video_frame(self, frame: av.VideoFrame, pts: int) -> None:
+        """Encode a yuv420p frame of the writer's size at ``pts`` as is (no colour conversion, no copy).
+
+        The same frame object may go to several writers (the clip and the full video share a pass):
+        the encoder takes its own reference at ``encode``, so changing ``pts`` afterwards is safe.
+        """
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # never hand the muxer a non-increasing timestamp
+        self._last_pts = pts
         frame.pts = pts
         frame.time_base = self.time_base
+        # A decoded frame carries its source picture type; x264 would copy the source's GOP from it.
+        frame.pict_type = av.video.frame.PictureType.NONE
         self._out.mux(self._video.encode(frame))
 
     # -- audio ---------------------------------------------------------------------------------------
