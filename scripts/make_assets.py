@@ -24,6 +24,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from stchat.demo.world import COLOURS, Scene, WorldObject, render_frame
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
 MAX_TOTAL_BYTES = 1_000_000  # the issue's budget for everything we ship under assets/
@@ -44,66 +46,77 @@ TVG_TEMPLATE = (
 @dataclass(frozen=True)
 class Clip:
     name: str
-    width: int
-    height: int
-    fps: int
-    n_frames: int
-    first_visible: int  # inclusive frame range in which the target is drawn
-    last_visible: int
-    color: tuple[int, int, int]
-    size_px: int
-    path: str  # "left-right" or "diagonal": where the object travels while visible
+    title: str  # shown in the app; the browser tests refer to examples by it
+    scene: Scene  # a demo-world scene (stchat.demo.world): objects[0] is the target
     with_audio: bool
     task: str
-    event: str
+    event: str  # the description in the demo model's words ("the blue ball moving right")
+
+    @property
+    def width(self) -> int:
+        return self.scene.width
+
+    @property
+    def height(self) -> int:
+        return self.scene.height
+
+    @property
+    def fps(self) -> int:
+        return self.scene.fps
+
+    @property
+    def n_frames(self) -> int:
+        return self.scene.n_frames
+
+    @property
+    def first_visible(self) -> int:
+        return self.scene.target.start
+
+    @property
+    def last_visible(self) -> int:
+        return self.scene.target.end
 
 
+def _obj(colour: str, shape: str, motion: str, size: float, start: int, end: int, x0: float, y0: float,
+         x1: float, y1: float) -> WorldObject:
+    """An object of the demo world that travels from (x0, y0) to (x1, y1) (top-left corners) while visible."""
+    steps = max(end - start, 1)
+    return WorldObject(colour=colour, shape=shape, motion=motion, rgb=COLOURS[colour], size=size, start=start,
+                       end=end, x0=x0, y0=y0, vx=(x1 - x0) / steps, vy=(y1 - y0) / steps)
+
+
+def _scene(seed: int, w: int, h: int, fps: int, n: int, background: str, bg: tuple, objects: tuple) -> Scene:
+    return Scene(seed=seed, width=w, height=h, fps=fps, n_frames=n, background=background, bg_colours=bg,
+                 objects=objects)
+
+
+# Demo-world scenes (what the embedded demo model understands), kept small for the 1 MB budget.
 CLIPS = (
-    Clip("ball_left_to_right", 320, 180, 15, 120, 30, 89, (40, 90, 230), 36, "left-right", True, "stvg",
-         "a blue ball rolling to the right"),
-    Clip("square_diagonal", 320, 180, 15, 90, 20, 74, (230, 60, 40), 30, "diagonal", False, "stvg",
-         "a red square moving down to the right"),
-    Clip("green_flash", 240, 240, 10, 60, 25, 44, (40, 200, 70), 60, "still", False, "tvg",
-         "a green square appears in the middle"),
+    Clip("ball_left_to_right", "A blue ball rolling to the right",
+         _scene(1, 426, 240, 15, 120, "gradient", ((170, 160, 120), (120, 150, 110)),
+                (_obj("blue", "ball", "right", 48, 30, 89, 10, 96, 368, 96),
+                 _obj("yellow", "triangle", "still", 40, 0, 119, 300, 20, 300, 20))),
+         True, "stvg", "the blue ball moving right"),
+    Clip("red_square_down", "A red square moving down",
+         _scene(2, 320, 240, 12, 96, "flat", ((150, 165, 185), (150, 165, 185)),
+                (_obj("red", "square", "down", 44, 20, 74, 60, 8, 60, 188),
+                 _obj("green", "triangle", "still", 50, 10, 95, 220, 150, 220, 150))),
+         False, "stvg", "the red square moving down"),
+    Clip("green_flash", "A green square appears in the middle",
+         _scene(3, 240, 240, 10, 60, "noise", ((110, 110, 140), (110, 110, 140)),
+                (_obj("green", "square", "still", 56, 25, 44, 92, 92, 92, 92),)),
+         False, "tvg", "the green square standing still"),
 )
 
 
 def target_box(clip: Clip, frame: int) -> tuple[int, int, int, int] | None:
-    """Pixel box ``(x1, y1, x2, y2)`` (x2/y2 exclusive) of the target in ``frame``, or None if hidden."""
-    if not clip.first_visible <= frame <= clip.last_visible:
-        return None
-    span = max(1, clip.last_visible - clip.first_visible)
-    u = (frame - clip.first_visible) / span
-    s = clip.size_px
-    if clip.path == "left-right":
-        x = round(8 + u * (clip.width - s - 16))
-        y = (clip.height - s) // 2
-    elif clip.path == "diagonal":
-        x = round(10 + u * (clip.width - s - 20))
-        y = round(10 + u * (clip.height - s - 20))
-    else:
-        x, y = (clip.width - s) // 2, (clip.height - s) // 2
-    return x, y, x + s, y + s
+    """Pixel box ``(x1, y1, x2, y2)`` of the target in ``frame``, or None if hidden."""
+    box = clip.scene.target.box_px(frame)
+    return None if box is None else tuple(int(round(v)) for v in box)  # type: ignore[return-value]
 
 
 def draw_frame(clip: Clip, frame: int) -> np.ndarray:
-    """One RGB frame: a soft gradient with a faint grid (cheap to encode) and the target when visible."""
-    h, w = clip.height, clip.width
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.empty((h, w, 3), dtype=np.uint8)
-    img[..., 0] = 150 + (xx * 40 // w)
-    img[..., 1] = 160 + (yy * 30 // h)
-    img[..., 2] = 170
-    img[(yy % 30 == 0) | (xx % 30 == 0)] = (135, 140, 150)
-    box = target_box(clip, frame)
-    if box is not None:
-        x1, y1, x2, y2 = box
-        if clip.path == "left-right":  # a disc, so the "ball" reads as one
-            cy, cx, r = (y1 + y2 - 1) / 2, (x1 + x2 - 1) / 2, (x2 - x1) / 2
-            img[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = clip.color
-        else:
-            img[y1:y2, x1:x2] = clip.color
-    return img
+    return render_frame(clip.scene, frame)
 
 
 def tone(n_samples: int, rate: int, start: int, freq: float) -> np.ndarray:
@@ -173,7 +186,8 @@ def describe(clip: Clip) -> dict:
     query = (STVG_TEMPLATE if clip.task == "stvg" else TVG_TEMPLATE).format(event=clip.event)
     return {
         "file": f"{clip.name}.mp4",
-        "title": clip.event[0].upper() + clip.event[1:],
+        "title": clip.title,
+        "description": clip.event,
         "task": clip.task,
         "query": query,
         "describe_query": "Describe what happens in this video.",
@@ -200,8 +214,9 @@ def build(out_dir: Path) -> dict:
         encode(clip, out_dir / f"{clip.name}.mp4")
     listing = {
         "generator": "scripts/make_assets.py",
-        "notes": "Synthetic example clips with exact ground truth; example_answer is that truth in the "
-        "model's token syntax (for the app's 'Visualise an answer' path).",
+        "notes": "Demo-world clips (stchat.demo.world: what the embedded demo model understands) with exact "
+        "ground truth; description is the query in the demo model's words; example_answer is the truth in "
+        "the model's token syntax (for the app's 'Visualise an answer' path).",
         "examples": [describe(c) for c in CLIPS],
     }
     (out_dir / "examples.json").write_text(json.dumps(listing, indent=1) + "\n")
