@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="stvg", choices=task_names(), metavar="TASK",
                    help=f"what to ask (default: stvg) -- {tasks}")
     p.add_argument("--split", nargs=2, type=int, metavar=("FIRST", "LAST"), help="inclusive frame range")
-    p.add_argument("--model", default=None, help="checkpoint directory or hub id (default: $STCHAT_MODEL or "
-                   "appletea2333/LLaVA-ST-Qwen2-7B)")
+    p.add_argument("--model", default=None, help="checkpoint directory, hub id or 'demo' (default: "
+                   "$STCHAT_MODEL, else appletea2333/LLaVA-ST-Qwen2-7B on a big enough GPU, else the "
+                   "embedded demo model)")
     p.add_argument("--adapter", type=Path, default=None, help="PEFT/LoRA adapter directory to merge")
     p.add_argument("--out", type=Path, default=Path("stchat-out"), help="output directory")
     p.add_argument("--decoding", default="greedy", choices=("greedy", "official"),
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     quant = {f"load_in_{args.quantize}": True} if args.quantize else {}
     chat = StableChat(args.model, device=args.device, dtype=args.dtype, adapter=args.adapter, **quant)
+    from stchat.model.choice import describe_model
+
+    print(f"model: {describe_model(chat.model_name)}", file=sys.stderr)  # which model answers, and for what
 
     def _echo(piece: str) -> None:
         print(piece, end="", file=sys.stderr, flush=True)
