@@ -126,6 +126,8 @@ class GroundingResult:
     timings: dict[str, float]
     asked_span: Span | None = None  # the span the question gave (fractions of the range), if any
     media: str | None = None  # the media file asked about, when it was a file
+    generated_tokens: int = 0  # answer tokens, EOS included (0: not generated here, e.g. a pasted answer)
+    decoder_passes: int = 0  # decoder forward passes, prefill included (< generated_tokens with speculation)
 
     @property
     def text(self) -> str:
@@ -147,6 +149,7 @@ class GroundingResult:
             "media_size": self.media_size, "split": self.split, "variables": self.variables,
             "decoding": self.decoding, "seed": self.seed, "timings": self.timings,
             "asked_span": self.asked_span, "media": self.media,
+            "generated_tokens": self.generated_tokens, "decoder_passes": self.decoder_passes,
         }
 
     @classmethod
@@ -168,6 +171,8 @@ class GroundingResult:
                 variables=dict(data.get("variables") or {}), decoding=str(data.get("decoding", "greedy")),
                 seed=data.get("seed"), timings=dict(data.get("timings") or {}),
                 asked_span=_span(data.get("asked_span")), media=data.get("media"),
+                generated_tokens=int(data.get("generated_tokens") or 0),
+                decoder_passes=int(data.get("decoder_passes") or 0),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AnswerError(f"not a stchat answer record ({type(exc).__name__}: {exc})") from None

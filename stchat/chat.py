@@ -30,6 +30,7 @@ from stchat.parse import parse_answer
 from stchat.processing.decode import decode_output
 from stchat.processing.prompt import Prompt, build_prompt
 from stchat.request import GroundingRequest, check_decoding
+from stchat.speculative import DecodeStats, speculative_generate
 
 OFFICIAL_TEMPERATURE = 0.01  # demo.py / multi_task_inference.py (Q22)
 # The official call passes ``top_p=None``, which in HF ``generate`` overrides the checkpoint's
@@ -131,6 +132,7 @@ class StableChat:
         region: Sequence[float] | None = None,
         fps: float | None = None,
         front_end: str = "demo",
+        speculative: bool = True,
     ) -> GroundingResult:
         """Ask one grounding question; ``query`` is a full question or a description the task template wraps.
 
@@ -141,7 +143,7 @@ class StableChat:
         """
         request = GroundingRequest(
             video, task, query, span=span, start=start, region=region, split=split,
-            max_new_tokens=max_new_tokens, decoding=decoding, seed=seed, fps=fps,
+            max_new_tokens=max_new_tokens, decoding=decoding, seed=seed, fps=fps, speculative=speculative,
         )
         return self.answer(request, on_token=on_token, front_end=front_end)
 
@@ -168,8 +170,10 @@ class StableChat:
         media = load_sampled(request.media, request.split, request.fps)
         timings = dict(media.timings)
         timings["prompt_s"] = prompt_s
-        output_ids, gen_s = self._generate(prompt, media, request.max_new_tokens, gen_kwargs, on_token)
-        timings["generate_s"] = gen_s
+        output_ids, stats = self._generate(
+            prompt, media, request.max_new_tokens, gen_kwargs, on_token, request.speculative
+        )
+        timings["generate_s"] = stats.seconds
         raw, normalized = decode_output(self.tokenizer, output_ids)
         parsed = parse_answer(raw, request.task)
         timings["total_s"] = time.perf_counter() - t_start
@@ -181,6 +185,7 @@ class StableChat:
             split=media.split, variables=prompt.variables, decoding=request.decoding, seed=request.seed,
             timings=timings, asked_span=request.asked_span(timeline),
             media=str(request.media) if isinstance(request.media, (str, Path)) else None,
+            generated_tokens=stats.generated_tokens, decoder_passes=stats.decoder_passes,
         )
 
     def ask(
@@ -208,14 +213,29 @@ class StableChat:
         max_new_tokens: int,
         gen_kwargs: dict[str, Any],
         on_token: TokenCallback | None,
-    ) -> tuple[list[int], float]:
+        speculative: bool = True,
+    ) -> tuple[list[int], DecodeStats]:
+        """The answer ids and what they cost (tokens, decoder passes, seconds).
+
+        Greedy decoding goes through the grammar drafter with exact verification (:mod:`stchat.speculative`):
+        the same ids as the plain loop in fewer decoder passes. Sampling (``decoding="official"``) always
+        runs the plain loop -- speculation is switched off there, so a seeded official run keeps its sample.
+        """
         streamer = _CallbackStreamer(self.tokenizer, on_token) if on_token is not None else None
         input_ids = torch.tensor([prompt.input_ids], dtype=torch.long)
         pixels = media.pixel_values.to(dtype=self._pixel_dtype())
         with self._lock:
             t0 = time.perf_counter()
+            if speculative and not gen_kwargs.get("do_sample"):
+                ids, stats = speculative_generate(
+                    self.model, input_ids, pixel_values=pixels, modality=media.modality,
+                    variables=prompt.variables, max_new_tokens=max_new_tokens, streamer=streamer,
+                )
+                return ids, stats
             ids = self.model.generate_ids(
                 input_ids, pixel_values=pixels, modality=media.modality, variables=prompt.variables,
                 max_new_tokens=max_new_tokens, streamer=streamer, **gen_kwargs,
             )
-            return [int(i) for i in ids], time.perf_counter() - t0
+            ids = [int(i) for i in ids]
+            # The plain loop runs one decoder pass per token (the prefill pass yields the first).
+            return ids, DecodeStats(len(ids), len(ids), seconds=time.perf_counter() - t0)

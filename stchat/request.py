@@ -220,6 +220,7 @@ class GroundingRequest:
     decoding: str = "greedy"
     seed: int | None = None
     fps: float | None = None  # frame times of raw frame arrays
+    speculative: bool = True  # greedy: grammar drafter + exact verification (stchat.speculative)
 
     def __post_init__(self) -> None:
         spec = get_task(self.task)
@@ -231,6 +232,9 @@ class GroundingRequest:
                 f"the query is too long ({len(self.query)} characters; the limit is {LIMITS.max_query_chars})"
             )
         object.__setattr__(self, "max_new_tokens", check_max_new_tokens(self.max_new_tokens))
+        if not isinstance(self.speculative, (bool, np.bool_)):
+            raise PromptError(f"speculative must be True or False; got {self.speculative!r}")
+        object.__setattr__(self, "speculative", bool(self.speculative))
         check_decoding(self.decoding, self.seed)
         object.__setattr__(self, "split", check_split(self.split))
         if self.span is not None and not isinstance(self.span, TimeSpan):
