@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="load the weights quantised with bitsandbytes (CUDA only)")
     p.add_argument("--no-render", action="store_true", help="only print the answer")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated (stderr)")
+    p.add_argument("--no-speculative", action="store_true",
+                   help="plain one-token-per-pass greedy decoding (the default drafts box lists and verifies "
+                   "them exactly: same answer, fewer decoder passes)")
     p.set_defaults(handler=run)
 
 
@@ -67,7 +70,7 @@ def build_request(args: argparse.Namespace) -> GroundingRequest:
     return GroundingRequest(
         args.video, args.task, args.query, span=args.span, start=args.start, region=args.region,
         split=tuple(args.split) if args.split else None, max_new_tokens=args.max_new_tokens,
-        decoding=args.decoding, seed=args.seed,
+        decoding=args.decoding, seed=args.seed, speculative=not getattr(args, "no_speculative", False),
     )
 
 
