@@ -55,16 +55,16 @@ class _CallbackStreamer:
         self.sent = 0
 
     def put(self, value: torch.Tensor) -> None:
-        new = [int(i) for i in value.flatten().tolist()]
-        if not new:
-            return
-        self.ids.extend(new)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=False).replace("<|im_end|>", "")
-        if text.endswith("\ufffd"):
-            return
-        if len(text) > self.sent:
-            self.on_token(text[self.sent :])
-            self.sent = len(text)
+        # A speculative pass accepts several tokens at once; they are still handed out one callback per
+        # token, so progress counters that count callbacks (the app's) keep counting tokens.
+        for token in value.flatten().tolist():
+            self.ids.append(int(token))
+            text = self.tokenizer.decode(self.ids, skip_special_tokens=False).replace("<|im_end|>", "")
+            if text.endswith("\ufffd"):
+                continue
+            if len(text) > self.sent:
+                self.on_token(text[self.sent :])
+                self.sent = len(text)
 
     def end(self) -> None:
         text = self.tokenizer.decode(self.ids, skip_special_tokens=False).replace("<|im_end|>", "")
