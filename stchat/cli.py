@@ -1,7 +1,8 @@
 """The ``stchat`` console script.
 
 Each sub-command lives in its own module under ``stchat.commands`` and exposes
-``register(subparsers)``; the module's handler returns an exit code. Every
+``register(subparsers)``; the module's handler returns an exit code. Only the module of the command
+being run is imported (:func:`add_lazy_commands`). Every
 ``StchatError`` becomes one line on stderr and exit code 2 -- users never see a traceback
 for bad input.
 """
@@ -10,36 +11,61 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 
 from stchat.errors import StchatError
 
-# Order is the order in ``stchat --help``.
-COMMAND_MODULES = (
-    "probe",
-    "render",
-    "ground",
-    "verify_golden",
-    "eval",
-    "train",
-    "app",
-)
+#: Command -> (module exposing ``register(subparsers)``, one-line help). Order is ``stchat --help``'s.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "probe": ("stchat.commands.probe", "show a video's duration, frame rate, size, rotation and audio"),
+    "render": ("stchat.commands.render", "draw a model answer on a video: clip, annotated video, timings"),
+    "ground": ("stchat.commands.ground", "find when and where something happens in a video (or an image)"),
+    "verify-golden": ("stchat.commands.verify_golden",
+                      "check our model against goldens produced by the official code"),
+    "inspect-model": ("stchat.commands.inspect_model",
+                      "describe a checkpoint and estimate its GPU memory, without loading it"),
+    "eval": ("stchat.commands.eval", "score and run benchmarks"),
+    "train": ("stchat.commands.train", "fine-tune LLaVA-ST, merge adapters, prepare VidOR"),
+    "app": ("stchat.commands.app", "start the web app"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str], names: Iterable[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word that is one of ``names``), if any."""
+    known = set(names)
+    return next((a for a in argv if not a.startswith("-") and a in known), None)
+
+
+def add_lazy_commands(
+    sub: argparse._SubParsersAction, table: Mapping[str, tuple[str, str]], argv: Sequence[str]
+) -> None:
+    """Register the command ``argv`` names from its module; the others only as names with their help.
+
+    Only the module of the command being run is imported (with everything it imports, at its top), so
+    ``stchat probe`` never pays for torch, transformers or OpenCV, and ``stchat --help`` is instant.
+    """
+    chosen = chosen_command(argv, table)
+    for name, (module, help_) in table.items():
+        if name == chosen:
+            register = importlib.import_module(module).register
+            # A command with sub-commands of its own (eval) takes argv to import only the chosen one.
+            if len(inspect.signature(register).parameters) > 1:
+                register(sub, argv)
+            else:
+                register(sub)
+        else:
+            sub.add_parser(name, help=help_)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stchat", description="Find when and where something happens in a video."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"stchat.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"stchat.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(sub)
+    add_lazy_commands(sub, COMMANDS, argv)
     return parser
 
 
@@ -47,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C can land anywhere, including while the command modules import (torch, matplotlib: up to a
     # second): it must still end in one line, never a traceback.
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(argv)
         args, extra = parser.parse_known_args(argv)
         if extra:
             if not getattr(args, "passthrough", False):

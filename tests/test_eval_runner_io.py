@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stchat.eval import distributed as D
 from stchat.eval.results import ResultFileError, result_path
-from stchat.eval.runner import ResultWriter, done_ids, repair_tail
+from stchat.eval.writer import ResultWriter, done_ids, repair_tail
 
 
 def _lines(path: Path) -> list[dict]:

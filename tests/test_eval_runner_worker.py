@@ -21,7 +21,7 @@ STVG_SUFFIX = (
 
 
 def stvg_samples(bench: Path, n: int) -> list:
-    from stchat.eval.runner import Sample
+    from stchat.eval.engine import Sample
     from stchat.eval.synthetic_bench import load_manifest
 
     entry = next(e for e in load_manifest(bench / "benchmark.json") if e.name == "stvg")
@@ -42,7 +42,8 @@ def run_once(bench: Path, final: Path, n: int, max_new: int) -> None:
     import torch
 
     from stchat.eval import distributed as D
-    from stchat.eval.runner import Decoding, Engine, run_distributed
+    from stchat.eval.engine import Decoding, Engine
+    from stchat.eval.writer import run_distributed
 
     torch.set_num_threads(1)  # two ranks share two cores; also makes every run use the same kernels
     info = D.dist_info()

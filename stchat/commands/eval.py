@@ -1,24 +1,31 @@
-"""``stchat eval``: benchmark sub-commands (``score`` here; run, report, sweep, make-synthetic plug in)."""
+"""``stchat eval``: benchmark sub-commands (``score`` here; run, report, sweep, make-synthetic next to
+their code in :mod:`stchat.eval`, each imported only when it is the one being run)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 
+from stchat.cli import add_lazy_commands
 from stchat.errors import StchatError
+from stchat.eval.captions import caption_score
+from stchat.eval.score import score_dir, write_report
 
-# Modules of ``stchat.eval`` exposing ``register(eval_subparsers)`` (run, report, sweep, make-synthetic),
-# in help order.
-PLUGIN_MODULES = ("runner", "report", "sweep", "synthetic_bench")
+#: ``stchat eval`` sub-commands living in :mod:`stchat.eval` (module with ``register``, help), help order.
+EVAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("stchat.eval.runner",
+            "run the model over a benchmark (resumable; torchrun/accelerate for several processes)"),
+    "report": ("stchat.eval.report", "breakdown tables, plots and a case gallery for a result folder"),
+    "sweep": ("stchat.eval.sweep", "run a benchmark once per decoding setting and plot the stability study"),
+    "make-synthetic": ("stchat.eval.synthetic_bench", "write a small benchmark with exact ground truth "
+                       "from the synthetic clips (offline demo)"),
+}
 
 
 def _score(args: argparse.Namespace) -> int:
-    from stchat.eval.captions import caption_score
-    from stchat.eval.score import score_dir, write_report
-
     out = args.out or os.path.join(args.result_dir, "total_eval.json")
     out_abs = os.path.abspath(out)
     try:
@@ -47,8 +54,9 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="score and run benchmarks", description=__doc__)
+def register(subparsers: argparse._SubParsersAction, argv: Sequence[str] = ()) -> None:
+    parser = subparsers.add_parser("eval", help="score and run benchmarks",
+                                   description="Score, run, report and sweep benchmarks.")
     sub = parser.add_subparsers(dest="eval_command", required=True, metavar="EVAL_COMMAND")
     p = sub.add_parser(
         "score",
@@ -62,11 +70,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-captions", action="store_true", help="skip the Java caption metrics of ELC")
     p.set_defaults(handler=_score)
     # The other sub-commands live next to their code and add themselves to this parser.
-    for name in PLUGIN_MODULES:
-        try:
-            module = importlib.import_module(f"stchat.eval.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"stchat.eval.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+    add_lazy_commands(sub, EVAL_COMMANDS, argv)

@@ -11,9 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from stchat.answer import ParsedAnswer
 from stchat.errors import StchatError
 from stchat.eval.breakdown import SampleScore, query_text
+from stchat.pipeline import render_answer
+from stchat.video.io import probe, read_frames
 
 
 @dataclass
@@ -67,10 +71,6 @@ def gt_answer(record: dict, task: str) -> ParsedAnswer | None:
 
 def _still(clip: Path, out: Path) -> Path | None:
     """Middle frame of a rendered clip as PNG (None when the clip cannot be read)."""
-    from PIL import Image
-
-    from stchat.video.io import probe, read_frames
-
     try:
         info = probe(clip)
         frame = read_frames(clip, [max(0, info.frame_count // 2)])[0]
@@ -82,8 +82,6 @@ def _still(clip: Path, out: Path) -> Path | None:
 
 def render_gallery(samples: Sequence[SampleScore], out_dir: Path, n: int = 3) -> list[GalleryCase]:
     """Render the best/worst cases into ``out_dir/<kind>_<rank>_<id>/`` (a failing case keeps its error)."""
-    from stchat.pipeline import render_answer
-
     cases: list[GalleryCase] = []
     for kind, rank, s in pick_cases(samples, n):
         folder = out_dir / f"{kind}_{rank:02d}_{_safe(s.sample_id)}"

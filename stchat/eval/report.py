@@ -21,6 +21,9 @@ from typing import Any
 from stchat.errors import StchatError
 from stchat.eval import breakdown as bd
 from stchat.eval.breakdown import BinRow, SampleScore
+from stchat.eval.captions import caption_score
+from stchat.eval.results import read_records
+from stchat.eval.score import score_dir
 
 
 class ReportError(StchatError):
@@ -37,10 +40,6 @@ def scored_samples(
     (Q21), so it is left out (``None``) of the temporal statistics; TVG has no sIoU; REC's box IoU is its
     sIoU, and REC samples the official scorer drops (unparsable answer, Q20) are left out as well.
     """
-    from stchat.eval.captions import caption_score
-    from stchat.eval.results import read_records
-    from stchat.eval.score import score_dir
-
     root = Path(result_dir)
     if not root.is_dir():
         raise ReportError(f"result folder not found: {root}")

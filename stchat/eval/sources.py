@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stchat.errors import StchatError
 from stchat.eval.results import BENCHMARKS
+from stchat.eval.score import route
 from stchat.tasks import benchmark_tasks, eval_family, find_task
 
 
@@ -174,8 +175,6 @@ def check_routing(entry: BenchEntry, final: Path, save_dir: str | os.PathLike[st
     ``save_dir`` prefix is the user's: if it alone misroutes, scoring from ``save_dir`` would be wrong but
     scoring from ``<save_dir>/<model>`` is fine, so that is a warning (returned), not an error.
     """
-    from stchat.eval.score import route
-
     below = "/" + final.relative_to(save_dir).as_posix()
     got = route(below)
     if got != entry.task_kind:

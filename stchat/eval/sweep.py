@@ -23,6 +23,7 @@ import numpy as np
 
 from stchat.errors import StchatError
 from stchat.eval.breakdown import SampleScore
+from stchat.eval.runner import add_run_arguments, run_from_args
 
 SWEEPABLE = {"temperature": float, "top_p": float, "top_k": int, "max_new_tokens": int, "seed": int}
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
@@ -121,7 +122,7 @@ def summarise_sweep(
 
 def write_sweep_outputs(summary: SweepSummary, out_dir: Path, note: str | None = None) -> dict[str, Path]:
     """The figure and the table behind it: sweep.png, sweep.md, sweep.json, sweep.csv."""
-    from stchat.eval.plots import sweep_figure
+    from stchat.eval.plots import sweep_figure  # matplotlib: imported only when a figure is drawn
 
     out_dir.mkdir(parents=True, exist_ok=True)
     png = sweep_figure(summary.settings, summary.main, summary.thresholds, summary.acc_curves,
@@ -156,7 +157,6 @@ def setting_label(param: str, value: object) -> str:
 
 def register(eval_subparsers: argparse._SubParsersAction) -> None:
     """Add ``stchat eval sweep`` (wired into ``stchat/commands/eval.py``)."""
-    from stchat.eval.runner import add_run_arguments
 
     p = eval_subparsers.add_parser(
         "sweep",
@@ -174,7 +174,6 @@ def register(eval_subparsers: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from stchat.eval.runner import run_from_args
 
     values = parse_values(args.param, args.values)
     per_setting: dict[str, list[SampleScore]] = {}

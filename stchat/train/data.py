@@ -31,6 +31,7 @@ import torch
 from stchat.processing.coords import VARIABLE_KEYS
 from stchat.processing.prompt import SYSTEM_MESSAGE
 from stchat.processing.prompt import expand_media as expand_media_text
+from stchat.train.media import load_pixels
 from stchat.train.objective import IGNORE_INDEX, TrainDataError
 
 SYSTEM_PROMPT = SYSTEM_MESSAGE  # the official training system message equals the inference one
@@ -317,8 +318,6 @@ class TrainDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, i: int) -> Example:
-        from stchat.train.media import load_pixels
-
         rec = self.records[i]
         ids, labels = encode_record(rec, self.tokenizer, self.max_length)
         pixels, frames = None, None

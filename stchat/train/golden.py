@@ -27,6 +27,7 @@ from stchat.errors import StchatError
 from stchat.train.data import TrainDataset, collate, load_records
 from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
+from stchat.train.media import load_pixels
 from stchat.train.objective import CoordVocab
 
 LOSS_ATOL = 1e-4
@@ -62,8 +63,6 @@ def _replay_case(name: str, train_dir: Path, base, tokenizer, records: dict, pix
         rec = records[ex.id]
         key = (str(rec.media), rec.split)
         if key not in pixels:
-            from stchat.train.media import load_pixels
-
             pixels[key] = load_pixels(rec)
         ex.pixel_values, ex.frame_indices = pixels[key]
         examples.append(ex)

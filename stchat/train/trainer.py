@@ -43,9 +43,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedDataParallelKwargs
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file
+from tqdm import tqdm
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from stchat.errors import StchatError
-from stchat.model.adapter import LORA_TARGET_REGEX, save_adapter
+from stchat.model.adapter import LORA_TARGET_REGEX, NON_LORA_FILE, _clean_name, save_adapter
+from stchat.model.loading import load_model
+from stchat.options import option
 from stchat.train.data import TrainDataset, check_media, collate, load_records
 from stchat.train.features import TowerCache
 from stchat.train.forward import training_loss, unwrap
@@ -57,43 +67,52 @@ RESAMPLER_GROUP_KEYS = ("vision_resampler", "embed_tokens", "_input_embeddings",
 
 @dataclass
 class TrainConfig:
-    model: str = ""
-    data: str = ""
-    data_folder: str | None = None
-    data_format: str = "auto"  # auto | official | stchat
-    output_dir: str = "runs/train"
-    mode: str = "lora"  # lora | full
-    lora_r: int = 128
-    lora_alpha: int = 256
-    lora_dropout: float = 0.05
-    train_packer: bool = True
-    train_embed_tokens: bool = True
-    train_coord_tables: bool = True
-    learning_rate: float = 2e-4
-    mm_vision_resampler_lr: float | None = 2e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    lr_scheduler: str = "cosine"  # cosine | constant
-    per_device_batch_size: int = 2
-    gradient_accumulation_steps: int = 2
-    epochs: float = 1.0
-    max_steps: int | None = None
-    reduction: str = "sum"  # official: sum of per-sample means; "mean" divides by the batch size
-    bf16: bool | None = None  # None: bf16 on CUDA, fp32 on CPU
-    gradient_checkpointing: bool = False
-    cache_vision_features: bool = True  # SigLIP is frozen and runs under no_grad: its output can be reused
-    vision_cache_mb: int = 4096  # bound of that cache (a 7B-model video is ~168 MB of bf16 tower output)
-    cache_media: bool = False  # keep decoded pixels in memory (only useful without the vision cache)
-    seed: int = 0
-    save_steps: int = 200
-    save_total_limit: int = 3
-    max_length: int = 32768
-    device: str | None = None
-    attn_implementation: str | None = None
-    resume: str | None = None  # "auto" (latest checkpoint in output_dir) or a checkpoint directory
-    stop_after_steps: int | None = None  # stop early (keeps the schedule of the full run): for tests
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    """Every training option, declared once: a YAML/JSON config's keys and ``stchat train run``'s flags
+    (:mod:`stchat.options` generates them from these fields)."""
+
+    model: str = option("", "base checkpoint directory or hub id")
+    data: str = option("", "training data: JSON/JSONL list, base{a,b}.json or a datasets YAML")
+    data_folder: str | None = option(None, "media root for a JSON/JSONL data path (default: its folder)")
+    data_format: str = option("auto", "record format", choices=("auto", "official", "stchat"),
+                              aliases=("--format",))
+    output_dir: str = option("runs/train", "where checkpoints, the log and the adapter go")
+    mode: str = option("lora", "LoRA or full fine-tuning", choices=("lora", "full"))
+    lora_r: int = option(128, "LoRA rank")
+    lora_alpha: int = option(256, "LoRA alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout (official); 0 for reproducible runs")
+    train_packer: bool = option(True, "train the spatio-temporal packer")
+    train_embed_tokens: bool = option(True, "train the token embeddings")
+    train_coord_tables: bool = option(True, "train the six coordinate tables")
+    learning_rate: float = option(2e-4, "LoRA / main learning rate", aliases=("--lr",))
+    mm_vision_resampler_lr: float | None = option(2e-5, "packer/embeddings/tables learning rate",
+                                                  aliases=("--resampler-lr",))
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_ratio: float = option(0.03, "share of the steps spent warming up")
+    lr_scheduler: str = option("cosine", "learning-rate schedule", choices=("cosine", "constant"))
+    per_device_batch_size: int = option(2, "per-device batch size", aliases=("--batch-size",))
+    gradient_accumulation_steps: int = option(2, "gradient accumulation steps", aliases=("--grad-accum",))
+    epochs: float = option(1.0, "epochs (fractions allowed)")
+    max_steps: int | None = option(None, "optimizer steps (overrides --epochs)")
+    reduction: str = option("sum", "batch loss: the official sum of per-sample means, or their mean",
+                            choices=("sum", "mean"))
+    bf16: bool | None = option(None, "bf16 mixed precision (default: on CUDA, off on CPU)")
+    gradient_checkpointing: bool = option(False, "activation checkpointing (less memory, slower)")
+    # SigLIP is frozen and runs under no_grad: its output can be reused.
+    cache_vision_features: bool = option(True, "compute the frozen SigLIP output once per media item")
+    # A 7B-model video is ~168 MB of bf16 tower output.
+    vision_cache_mb: int = option(4096, "bound of the vision feature cache in MB")
+    cache_media: bool = option(False, "keep decoded pixels in memory (only useful without the vision cache)")
+    seed: int = option(0, "seed of the data order, initialisation and dropout")
+    save_steps: int = option(200, "checkpoint every N optimizer steps")
+    save_total_limit: int = option(3, "checkpoints kept")
+    max_length: int = option(32768, "longest token sequence")
+    device: str | None = option(None, "cpu, cuda, cuda:1 ... (default: best available)")
+    attn_implementation: str | None = option(None, "attention kernel (e.g. sdpa, flash_attention_2)")
+    resume: str | None = option(None, "'auto' (the output dir's latest checkpoint) or a checkpoint directory")
+    # Stops early but keeps the schedule of the full run: for tests and quick looks.
+    stop_after_steps: int | None = option(None, "stop after N steps, keeping the full run's schedule")
+    progress: bool = option(True, "progress bar")
+    extra: dict[str, Any] = option(default_factory=dict, cli=False)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -101,8 +120,6 @@ class TrainConfig:
         p = Path(path)
         if not p.is_file():
             raise StchatError(f"training config not found: {p}")
-        import yaml  # a dependency of transformers
-
         try:
             if p.suffix in (".yaml", ".yml"):
                 data = yaml.safe_load(p.read_text()) or {}
@@ -149,8 +166,6 @@ def set_trainable(model, cfg: TrainConfig):
     for p in base.parameters():
         p.requires_grad_(False)
     if cfg.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
                           target_modules=LORA_TARGET_REGEX)
         model = get_peft_model(base, lcfg)
@@ -199,8 +214,6 @@ def param_groups(model, cfg: TrainConfig) -> list[dict[str, Any]]:
 
 def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
     """HF Trainer schedules (the official scripts: cosine, warm-up ratio 0.03 -> ceil(0.03 * steps))."""
-    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
-
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
     if cfg.lr_scheduler == "constant":
         return get_constant_schedule_with_warmup(optimizer, warmup)
@@ -286,12 +299,40 @@ def _reset_single_process_precision(mixed_precision: str) -> None:
     once it exists (a notebook or test session training fp32 then bf16). In a single, non-distributed
     process nothing else depends on that state, so it is dropped; launched runs are left alone.
     """
-    from accelerate.state import AcceleratorState
-
     shared = AcceleratorState._shared_state
     single = int(os.environ.get("WORLD_SIZE", "1")) <= 1
     if shared and single and str(shared.get("_mixed_precision")) != mixed_precision:
         AcceleratorState._reset_state()
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds between its stages (setup -> resume -> fit -> save)."""
+
+    cfg: TrainConfig
+    accelerator: Any
+    model: Any
+    tokenizer: Any
+    dataset: TrainDataset
+    wrapper: Any
+    optimizer: Any
+    scheduler: Any
+    total: int  # optimizer steps of the full schedule
+    global_batch: int
+    out: Path
+    log_path: Path
+    step: int = 0  # optimizer steps done
+    micro: int = 0  # micro-batches consumed (the data position)
+    losses: list[float] = field(default_factory=list)
+    t_start: float = 0.0
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
 
 
 def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
@@ -299,9 +340,14 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
 
     ``model``/``tokenizer`` may be passed in (already loaded, fp32/bf16); otherwise ``cfg.model`` is loaded.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+    run = setup(cfg, model, tokenizer)
+    resume(run)
+    fit(run)
+    return save(run)
 
+
+def setup(cfg: TrainConfig, model=None, tokenizer=None) -> _Run:
+    """Validate, seed, read and check the data, load and prepare the model, optimizer and schedule."""
     cfg.validate()
     cuda = torch.cuda.is_available() and (cfg.device is None or str(cfg.device).startswith("cuda"))
     bf16 = cfg.bf16 if cfg.bf16 is not None else cuda
@@ -309,7 +355,7 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     accelerator = Accelerator(
         mixed_precision="bf16" if bf16 else "no", cpu=not cuda,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    world, rank = accelerator.num_processes, accelerator.process_index
+    world = accelerator.num_processes
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -319,8 +365,6 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
                            fmt={"official": "official", "stchat": "stchat"}.get(cfg.data_format, "auto"))
     check_media(records)
     if model is None:
-        from stchat.model.loading import load_model
-
         model, tokenizer = load_model(cfg.model, device=str(accelerator.device), dtype=torch.float32,
                                       attn_implementation=cfg.attn_implementation)
     vocab = CoordVocab.from_tokenizer(tokenizer)
@@ -342,80 +386,100 @@ def train(cfg: TrainConfig, model=None, tokenizer=None) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "train_log.jsonl"
+    return _Run(cfg, accelerator, model, tokenizer, dataset, wrapper, optimizer, scheduler, total,
+                global_batch, out, out / "train_log.jsonl")
 
-    step, micro = 0, 0  # optimizer steps done; micro-batches consumed (the data position)
+
+def resume(run: _Run) -> None:
+    """Continue from ``cfg.resume`` ("auto": the latest checkpoint) -- weights, optimizer, schedule, RNG and
+    data position -- or start a fresh log."""
+    cfg, accelerator, log_path = run.cfg, run.accelerator, run.log_path
     resume_dir = Path(cfg.resume) if cfg.resume and cfg.resume != "auto" else None
     if cfg.resume == "auto":
-        resume_dir = _latest_checkpoint(out)
+        resume_dir = _latest_checkpoint(run.out)
     if resume_dir is not None:
         state = torch.load(resume_dir / "trainer_state.pt", map_location="cpu", weights_only=False)
-        apply_adapter_weights(model, resume_dir / "adapter")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, micro = state["step"], state["micro"]
-        _set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        apply_adapter_weights(run.model, resume_dir / "adapter")
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        run.step, run.micro = state["step"], state["micro"]
+        _set_rng_state(state["rng"][run.rank] if isinstance(state["rng"], list) else state["rng"])
         if accelerator.is_main_process and log_path.is_file():  # drop log lines past the checkpoint
             lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln)["step"] <= step]
+            kept = [ln for ln in lines if json.loads(ln)["step"] <= run.step]
             log_path.write_text("".join(k + "\n" for k in kept))
     elif accelerator.is_main_process and log_path.exists():
         log_path.unlink()
 
-    losses: list[float] = []
-    stop_at = min(total, cfg.stop_after_steps) if cfg.stop_after_steps else total
-    bar = None
-    if cfg.progress and accelerator.is_main_process:
-        from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    t_start = time.perf_counter()
+def fit(run: _Run) -> None:
+    """Optimizer steps until the schedule (or ``stop_after_steps``) ends, logging and checkpointing."""
+    cfg = run.cfg
+    stop_at = min(run.total, cfg.stop_after_steps) if cfg.stop_after_steps else run.total
+    bar = None
+    if cfg.progress and run.accelerator.is_main_process:
+        bar = tqdm(total=run.total, initial=run.step, desc="train", unit="step", dynamic_ncols=True)
+    run.t_start = time.perf_counter()
     try:
-        while step < stop_at:
-            epoch, offset = divmod(micro, math.ceil(len(dataset) / global_batch))
-            batches = global_batches(len(dataset), global_batch, cfg.seed, epoch)
-            acc_loss = torch.zeros((), device=accelerator.device)
-            for _ in range(cfg.gradient_accumulation_steps):
-                if offset >= len(batches):
-                    epoch, offset = epoch + 1, 0
-                    batches = global_batches(len(dataset), global_batch, cfg.seed, epoch)
-                idx = batches[offset]
-                mine = idx[rank::world] or idx[:1]
-                examples = [dataset[i] for i in mine]
-                batch = collate(examples, pad_id=tokenizer.pad_token_id, max_length=cfg.max_length)
-                with accelerator.autocast():
-                    result = wrapper(batch)
-                loss = result.loss / cfg.gradient_accumulation_steps  # as the HF Trainer does
-                accelerator.backward(loss)
-                acc_loss += loss.detach()
-                offset += 1
-                micro += 1
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            total_loss = float(accelerator.reduce(acc_loss, reduction="mean"))
-            losses.append(total_loss)
-            if accelerator.is_main_process:
-                with log_path.open("a") as f:
-                    f.write(json.dumps({"step": step, "loss": total_loss,
-                                        "lr": [g["lr"] for g in optimizer.param_groups],
-                                        "seconds": round(time.perf_counter() - t_start, 2)}) + "\n")
+        while run.step < stop_at:
+            total_loss = _optimizer_step(run)
+            run.losses.append(total_loss)
+            if run.accelerator.is_main_process:
+                with run.log_path.open("a") as f:
+                    f.write(json.dumps({"step": run.step, "loss": total_loss,
+                                        "lr": [g["lr"] for g in run.optimizer.param_groups],
+                                        "seconds": round(time.perf_counter() - run.t_start, 2)}) + "\n")
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{total_loss:.4f}")
-            if step % cfg.save_steps == 0 or step == stop_at:
-                _save_checkpoint(accelerator, model, optimizer, scheduler, cfg, out, step, micro)
+            if run.step % cfg.save_steps == 0 or run.step == stop_at:
+                _save_checkpoint(run.accelerator, run.model, run.optimizer, run.scheduler, cfg, run.out,
+                                 run.step, run.micro)
     finally:
         if bar is not None:
             bar.close()
-    summary: dict[str, Any] = {"steps": step, "total_steps": total, "losses": losses, "output_dir": str(out),
-                               "main_process": accelerator.is_main_process, "num_processes": world,
-                               "seconds": round(time.perf_counter() - t_start, 2)}
+
+
+def _optimizer_step(run: _Run) -> float:
+    """One optimizer step over ``gradient_accumulation_steps`` micro-batches; the step's mean loss."""
+    cfg, accelerator, dataset = run.cfg, run.accelerator, run.dataset
+    epoch, offset = divmod(run.micro, math.ceil(len(dataset) / run.global_batch))
+    batches = global_batches(len(dataset), run.global_batch, cfg.seed, epoch)
+    acc_loss = torch.zeros((), device=accelerator.device)
+    for _ in range(cfg.gradient_accumulation_steps):
+        if offset >= len(batches):
+            epoch, offset = epoch + 1, 0
+            batches = global_batches(len(dataset), run.global_batch, cfg.seed, epoch)
+        idx = batches[offset]
+        mine = idx[run.rank::run.world] or idx[:1]
+        examples = [dataset[i] for i in mine]
+        batch = collate(examples, pad_id=run.tokenizer.pad_token_id, max_length=cfg.max_length)
+        with accelerator.autocast():
+            result = run.wrapper(batch)
+        loss = result.loss / cfg.gradient_accumulation_steps  # as the HF Trainer does
+        accelerator.backward(loss)
+        acc_loss += loss.detach()
+        offset += 1
+        run.micro += 1
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    return float(accelerator.reduce(acc_loss, reduction="mean"))
+
+
+def save(run: _Run) -> dict[str, Any]:
+    """The loss curve and, when the schedule is complete, the final adapter; the run's summary."""
+    accelerator, out = run.accelerator, run.out
+    summary: dict[str, Any] = {"steps": run.step, "total_steps": run.total, "losses": run.losses,
+                               "output_dir": str(out), "main_process": accelerator.is_main_process,
+                               "num_processes": run.world,
+                               "seconds": round(time.perf_counter() - run.t_start, 2)}
     if accelerator.is_main_process:
-        _plot_curve(log_path, out / "loss_curve.png")
-        if step >= total:
-            save_adapter(accelerator.unwrap_model(wrapper).inner, out / "adapter", _meta(cfg, step))
+        _plot_curve(run.log_path, out / "loss_curve.png")
+        if run.step >= run.total:
+            final = accelerator.unwrap_model(run.wrapper).inner
+            save_adapter(final, out / "adapter", _meta(run.cfg, run.step))
             summary["adapter"] = str(out / "adapter")
     accelerator.wait_for_everyone()
     return summary
@@ -428,15 +492,9 @@ def _meta(cfg: TrainConfig, step: int) -> dict[str, Any]:
 
 def apply_adapter_weights(model, adapter_dir: Path) -> None:
     """Load checkpointed trainable weights into a model that is already set up for training (resume)."""
-    from safetensors.torch import load_file
-
-    from stchat.model.adapter import NON_LORA_FILE, _clean_name
-
     state = load_file(str(adapter_dir / NON_LORA_FILE))
     lora_file = adapter_dir / "adapter_model.safetensors"
     if lora_file.is_file():
-        from peft import set_peft_model_state_dict
-
         set_peft_model_state_dict(model, load_file(str(lora_file)))
     params = {_clean_name(n): p for n, p in model.named_parameters()}
     with torch.no_grad():
