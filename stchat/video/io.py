@@ -39,8 +39,9 @@ _IMAGE_FORMATS = {"image2", "mjpeg", "apng", "webp"}
 # (audio legitimately runs a little past the video in many files).
 _HEADER_SLACK_S = 2.0
 
-# Decode forward instead of seeking when the next keyframe is at most this many frames ahead.
-_RESUME_FRAMES = 48
+# Read on instead of seeking when the next keyframe is at most this many frames ahead: the packets in
+# between are demuxed but not decoded, which is cheaper than a seek (that flushes the decoder threads).
+_RESUME_FRAMES = 150
 
 
 @dataclass(frozen=True)
@@ -383,6 +384,8 @@ class _SeekingDecoder:
     * packets that are not wanted are sent with ``skip_frame = NONREF``: the decoder drops them if no
       other frame references them (most B-frames), and decodes them as usual otherwise. A dropped frame
       is by definition never used by another, so every decoded picture is bit-identical;
+    * reading on to a wanted frame a few GOPs ahead, the packets before its keyframe are not sent to the
+      decoder at all -- what a seek would skip, without the seek's decoder flush;
     * FFmpeg's frame threads (``thread_type = AUTO``) decode several frames at once.
     """
 
@@ -401,6 +404,8 @@ class _SeekingDecoder:
         self._skip_mode = "DEFAULT"
         self._frames: Iterator[av.VideoFrame] | None = None
         self._last_pts: int | None = None  # pts of the last frame the decoder produced
+        self._sent_key: int | None = None  # pts of the last keyframe packet sent to the decoder
+        self._drop_until: int | None = None  # send nothing until the keyframe packet with this pts
         self.decoded = 0  # frames the decoder produced (for the benchmark and tests)
 
     def __enter__(self) -> _SeekingDecoder:
@@ -416,8 +421,14 @@ class _SeekingDecoder:
 
     def _decode_packets(self) -> Iterator[av.VideoFrame]:
         for packet in self._container.demux(self._stream):
+            pts = packet.pts
+            if packet.is_keyframe and pts is not None:
+                if self._drop_until is not None and pts >= self._drop_until:
+                    self._drop_until = None
+                self._sent_key = pts
+            if self._drop_until is not None and packet.size:
+                continue
             if self._skip_ok:
-                pts = packet.pts
                 self._set_skip("NONREF" if pts is not None and pts not in self._wanted_pts else "DEFAULT")
             for frame in self._ctx.decode(packet):
                 self.decoded += 1
@@ -431,6 +442,8 @@ class _SeekingDecoder:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         self._frames = self._decode_packets()
         self._last_pts = None
+        self._sent_key = None
+        self._drop_until = None
 
     def _near(self, last_pts: int, key_pts: int) -> bool:
         """Decoding on to a keyframe a few frames ahead beats a seek (which flushes the decoder threads)."""
@@ -451,6 +464,8 @@ class _SeekingDecoder:
         )
         if not resume:
             self._seek(key_pos)
+        elif key_pts is not None and (self._sent_key is None or self._sent_key < key_pts):
+            self._drop_until = key_pts  # the GOPs before the wanted frame's keyframe are not needed
         frame = self._decode_until(target)
         # A seek that lands after the frame (an index that lies): one keyframe earlier, then the start.
         if frame is None and key_pos > 0:
