@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transformers import GenerationConfig
 
 from stchat.golden import FixtureMedia
 from stchat.model.loading import load_model
@@ -175,6 +176,7 @@ def _random_model(hidden: int, layers: int, heads: int, kv: int, seed: int, gold
     config.hidden_size, config.num_hidden_layers = hidden, layers
     config.num_attention_heads, config.num_key_value_heads = heads, kv
     config.intermediate_size = hidden * 3
+    config.layer_types = ["full_attention"] * layers
     torch.manual_seed(seed)
     m = LlavaSTForCausalLM(config).eval()
     # Larger-than-default coordinate weights: random models then pick coordinate tokens often, so drafts
@@ -185,7 +187,7 @@ def _random_model(hidden: int, layers: int, heads: int, kv: int, seed: int, gold
                 emb = getattr(m.model, f"{k}_{io}_embeddings", None)
                 if emb is not None:
                     emb.weight.normal_(0, 0.5)
-    m.generation_config.eos_token_id = cfg["eos_token_id"]
+    m.generation_config = GenerationConfig(eos_token_id=cfg["eos_token_id"])
     return m
 
 
