@@ -25,11 +25,12 @@ import torch
 
 from stchat.answer import GroundingResult
 from stchat.errors import ModelLoadError, PromptError
-from stchat.media import LoadedMedia, Media, check_media_type, is_image_input, load_sampled, media_context
+from stchat.media import LoadedMedia, Media, check_media_type, is_image_input, load_sampled
+from stchat.model.loading import default_model_source, load_model
 from stchat.parse import parse_answer
 from stchat.processing.decode import decode_output
 from stchat.processing.prompt import Prompt, build_prompt
-from stchat.request import GroundingRequest, check_decoding
+from stchat.request import GroundingRequest, check_decoding, media_context
 from stchat.speculative import DecodeStats, speculative_generate
 
 OFFICIAL_TEMPERATURE = 0.01  # demo.py / multi_task_inference.py (Q22)
@@ -91,8 +92,6 @@ class StableChat:
         adapter: str | Path | None = None,
         **load_kwargs: Any,
     ) -> None:
-        from stchat.model.loading import default_model_source, load_model
-
         # None / "demo" / a path or hub id -> the one model choice (stchat.model.choice)
         self.model_name = default_model_source(model)
         if adapter is not None and not Path(adapter).is_dir():

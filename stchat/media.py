@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,10 +21,10 @@ from PIL import Image
 
 from stchat.errors import VideoError
 from stchat.processing.image import IMAGE_SIZE, load_image, preprocess
-from stchat.request import IMAGE_SUFFIXES, Timeline, check_split, is_image_path
+from stchat.request import IMAGE_SUFFIXES, check_split
 from stchat.video import io as video_io
 from stchat.video.info import VideoInfo
-from stchat.video.sampling import official_frame_indices, resolve_split
+from stchat.video.sampling import official_frame_indices
 
 Media = str | Path | np.ndarray | Image.Image
 _PREPROCESS_WORKERS = 4  # PIL releases the GIL while resizing: a few threads overlap decoding
@@ -171,49 +170,3 @@ def _load_npy(path: Path) -> np.ndarray:
     if arr.dtype != np.uint8:
         raise VideoError(f"{path.name}: frames must be uint8 RGB, got {arr.dtype}")
     return arr
-
-
-@dataclass(frozen=True)
-class MediaContext:
-    """What the media says about units: its frame times (seconds -> fractions) and frame size (px)."""
-
-    timeline: Timeline | None
-    size: tuple[int, int] | None
-    info: VideoInfo | None = None
-
-
-def media_context(media: Any, split: Sequence[int] | None, fps: float | None = None) -> MediaContext:
-    """Check the media can be read and the frame range fits it; no frame is decoded."""
-    check_media_type(media)
-    split = check_split(split)
-    if isinstance(media, np.ndarray):
-        if media.ndim != 4:
-            return MediaContext(None, (int(media.shape[1]), int(media.shape[0])) if media.ndim >= 2 else None)
-        first, last = _range(media.shape[0], split)
-        if fps is None:
-            return MediaContext(None, (int(media.shape[2]), int(media.shape[1])))
-        times = np.arange(media.shape[0], dtype=np.float64) / float(fps)
-        timeline = Timeline(times, first, last, media.shape[0] / float(fps))
-        return MediaContext(timeline, (int(media.shape[2]), int(media.shape[1])))
-    if isinstance(media, Image.Image):
-        return MediaContext(None, media.size)
-    path = Path(media)
-    if is_image_path(path):
-        if split is not None:
-            raise VideoError("a frame range only applies to videos, not images")
-        return MediaContext(None, load_image(path).size)
-    if not path.is_file():
-        raise VideoError(f"video not found: {path}" if not path.exists() else f"not a file: {path}")
-    if path.suffix.lower() == ".npy":
-        return MediaContext(None, None)
-    info = video_io.probe(path)
-    first, last = _range(info.frame_count, split)
-    timeline = Timeline(video_io.frame_times(path), first, last, info.duration_s)
-    return MediaContext(timeline, (info.width, info.height), info)
-
-
-def _range(n: int, split: tuple[int, int] | None) -> tuple[int, int]:
-    try:
-        return resolve_split(n, split)
-    except ValueError as exc:
-        raise VideoError(str(exc)) from None

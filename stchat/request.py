@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from stchat.errors import AnswerError, PromptError, VideoError
 from stchat.processing.prompt import MAX_QUERY_CHARS, MAX_QUERY_TOKENS
 from stchat.processing.tasks import compose_query
 from stchat.tasks import TaskSpec, get_task, span_tasks
+from stchat.video import io as video_io
+from stchat.video.info import VideoInfo
+from stchat.video.sampling import resolve_split
 
 DECODINGS = ("greedy", "official")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
@@ -195,6 +199,63 @@ def _seconds_fraction(t: float, timeline: Timeline | None) -> float:
     if t > timeline.duration_s:
         raise PromptError(f"time {t:g} s is after the video ends ({timeline.duration_s:.2f} s)")
     return timeline.fraction(t)
+
+
+@dataclass(frozen=True)
+class MediaContext:
+    """What the media says about units: its frame times (seconds -> fractions) and frame size (px)."""
+
+    timeline: Timeline | None
+    size: tuple[int, int] | None
+    info: VideoInfo | None = None
+
+
+def media_context(media: Any, split: Sequence[int] | None, fps: float | None = None) -> MediaContext:
+    """Check the media can be read and the frame range fits it; no frame is decoded."""
+    split = check_split(split)
+    if isinstance(media, np.ndarray):
+        if media.ndim != 4:
+            return MediaContext(None, (int(media.shape[1]), int(media.shape[0])) if media.ndim >= 2 else None)
+        first, last = _range(media.shape[0], split)
+        if fps is None:
+            return MediaContext(None, (int(media.shape[2]), int(media.shape[1])))
+        times = np.arange(media.shape[0], dtype=np.float64) / float(fps)
+        timeline = Timeline(times, first, last, media.shape[0] / float(fps))
+        return MediaContext(timeline, (int(media.shape[2]), int(media.shape[1])))
+    if isinstance(media, Image.Image):
+        return MediaContext(None, media.size)
+    path = Path(media)
+    if is_image_path(path):
+        if split is not None:
+            raise VideoError("a frame range only applies to videos, not images")
+        return MediaContext(None, _image_size(path))
+    if not path.is_file():
+        raise VideoError(f"video not found: {path}" if not path.exists() else f"not a file: {path}")
+    if path.suffix.lower() == ".npy":
+        return MediaContext(None, None)
+    info = video_io.probe(path)
+    first, last = _range(info.frame_count, split)
+    timeline = Timeline(video_io.frame_times(path), first, last, info.duration_s)
+    return MediaContext(timeline, (info.width, info.height), info)
+
+
+def _range(n: int, split: tuple[int, int] | None) -> tuple[int, int]:
+    try:
+        return resolve_split(n, split)
+    except ValueError as exc:
+        raise VideoError(str(exc)) from None
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """Decode the image once (a broken file fails here, not after the model loaded); its size."""
+    if not path.is_file():
+        raise VideoError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise VideoError(f"cannot read image {path}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------- request

@@ -44,7 +44,7 @@ class TaskSpec:
     """One task. ``usable`` lists the answer fields any one of which makes an answer worth showing."""
 
     name: str
-    title: str  # a few words for help texts and the app
+    title: str  # a few words for help texts and the app ("when + where"); shown with the name
     modality: str | None  # "video", "image", or None: either works (free questions)
     template: Template
     parser: Parser
@@ -150,31 +150,31 @@ def span_tasks() -> tuple[str, ...]:
 _ST_ALIGN = EvalRoute("st-align", "vidstg")
 
 for _spec in (
-    TaskSpec("stvg", "when and where (spatio-temporal video grounding)", "video", templates.stvg,
+    TaskSpec("stvg", "when + where", "video", templates.stvg,
              parsers.parse_stvg, frozenset({"span", "boxes"}), ("span", "boxes"), wraps_description=True,
              markers=(templates.STVG_SUFFIX,), eval=_ST_ALIGN),
-    TaskSpec("svg", "where, within a given span (spatial video grounding)", "video", templates.svg,
+    TaskSpec("svg", "where, in a time span you give", "video", templates.svg,
              parsers.parse_svg, frozenset({"span", "boxes"}), ("boxes", "span"), needs_span=True,
              markers=(templates.SVG_SUFFIX,), span_fallback=True, eval=_ST_ALIGN),
-    TaskSpec("elc", "what happens next to a region (event localisation and captioning)", "video",
+    TaskSpec("elc", "event in a region, official question", "video",
              templates.elc, parsers.parse_elc, frozenset({"span", "boxes", "text"}), ("boxes", "span"),
              needs_start=True, needs_region=True, takes_text=False, markers=(templates.ELC_SUFFIX,),
              eval=_ST_ALIGN),
-    TaskSpec("tvg", "when (temporal video grounding)", "video", templates.tvg, parsers.parse_tvg,
+    TaskSpec("tvg", "when only", "video", templates.tvg, parsers.parse_tvg,
              frozenset({"span"}), ("span",), wraps_description=True,
              markers=("Give you a textual query:",), eval=EvalRoute("tvg", "charades_sta")),
-    TaskSpec("tr", "what happens in a given span (temporal referring)", "video", templates.tr,
+    TaskSpec("tr", "describe a time span you give", "video", templates.tr,
              parsers.parse_tr, frozenset({"span", "text"}), ("text",), needs_span=True, takes_text=False,
              span_fallback=True),
-    TaskSpec("rec", "where in an image (referring expression comprehension)", "image", templates.rec,
+    TaskSpec("rec", "where in an image", "image", templates.rec,
              parsers.parse_rec, frozenset({"box"}), ("box",), wraps_description=True,
              markers=("in this image",), eval=EvalRoute("rec", "refcoco")),
-    TaskSpec("reg", "what is in a region of an image (referring expression generation)", "image",
+    TaskSpec("reg", "what is in an image region", "image",
              templates.reg, parsers.parse_reg, frozenset({"box", "text"}), ("text",), needs_region=True,
              takes_text=False),
-    TaskSpec("dgc", "describe an image with phrase boxes (dense grounded captioning)", "image",
+    TaskSpec("dgc", "describe an image, phrases boxed", "image",
              templates.dgc, parsers.parse_dgc, frozenset({"phrases"}), ("phrases",), takes_text=False),
-    TaskSpec("caption", "a free question about a video or an image", None, templates.caption,
+    TaskSpec("caption", "a free question", None, templates.caption,
              parsers.parse_caption, frozenset({"text"}), ("text",)),
 ):
     register_task(_spec)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from stchat.ui.launch import main
+
 
 def _run(args: argparse.Namespace) -> int:
-    from stchat.ui.launch import main
-
     return main(args.passthrough_args)
 
 

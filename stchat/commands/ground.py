@@ -8,20 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from stchat.answer import GroundingResult
+from stchat.pipeline import FILES, prepare_out_dir, render_answer, write_text_atomic
 from stchat.processing.coords import format_query
 from stchat.processing.prompt import neutralize
-from stchat.request import LIMITS, GroundingRequest, is_image_path
+from stchat.request import LIMITS, GroundingRequest, MediaContext, is_image_path, media_context
 from stchat.tasks import all_tasks, get_task, task_names
-
-if TYPE_CHECKING:
-    from stchat.answer import GroundingResult
-    from stchat.media import MediaContext
-
-# The model, the decoder and the renderer (torch, transformers, PyAV, OpenCV) are imported by the
-# handlers, not here: every command module is imported to build ``stchat --help``, and ``stchat probe``
-# must not pay seconds of imports it never uses.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,9 +69,6 @@ def build_request(args: argparse.Namespace) -> GroundingRequest:
 
 def precheck(request: GroundingRequest, out: Path, names: tuple[str, ...]) -> MediaContext:
     """Everything that can be checked without the model: the request, the media, the question, ``out``."""
-    from stchat.media import media_context
-    from stchat.pipeline import prepare_out_dir
-
     context = media_context(request.media, request.split, request.fps)
     question = request.question(context.timeline, context.size)
     format_query(neutralize(question), "demo")  # coordinate syntax and values, before any loading
@@ -88,20 +78,18 @@ def precheck(request: GroundingRequest, out: Path, names: tuple[str, ...]) -> Me
 
 
 def _names(args: argparse.Namespace) -> tuple[str, ...]:
-    from stchat.pipeline import FILES
-
     return ("answer.json",) if args.no_render else (*FILES, "answer.json")
 
 
 def run(args: argparse.Namespace) -> int:
     request = build_request(args)
     precheck(request, args.out, _names(args))
+    # torch + transformers take seconds to import: only after the cheap checks, so bad input fails fast.
     from stchat.chat import StableChat
+    from stchat.model.choice import describe_model
 
     quant = {f"load_in_{args.quantize}": True} if args.quantize else {}
     chat = StableChat(args.model, device=args.device, dtype=args.dtype, adapter=args.adapter, **quant)
-    from stchat.model.choice import describe_model
-
     print(f"model: {describe_model(chat.model_name)}", file=sys.stderr)  # which model answers, and for what
 
     def _echo(piece: str) -> None:
@@ -117,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
 def write_outputs(result: GroundingResult, out: Path, render: bool = True) -> int:
     """``answer.json`` and, for a video answer, the rendered files; the exit code (1: nothing to draw)."""
-    from stchat.pipeline import prepare_out_dir, render_answer, write_text_atomic
-
     for w in result.parsed.warnings:
         print(f"stchat: warning: {w}", file=sys.stderr)
     answer_json = prepare_out_dir(out, ("answer.json",)) / "answer.json"

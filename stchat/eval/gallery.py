@@ -17,6 +17,7 @@ from stchat.answer import ParsedAnswer
 from stchat.errors import StchatError
 from stchat.eval.breakdown import SampleScore, query_text
 from stchat.pipeline import render_answer
+from stchat.tasks import eval_family
 from stchat.video.io import probe, read_frames
 
 
@@ -47,7 +48,7 @@ def pick_cases(samples: Sequence[SampleScore], n: int) -> list[tuple[str, int, S
 def gt_answer(record: dict, task: str) -> ParsedAnswer | None:
     """The record's ground truth as a :class:`ParsedAnswer` in normalised units (for the GT overlay)."""
     gt = record.get("gt")
-    if task in ("stvg", "svg", "elc") and isinstance(gt, dict) and record.get("split"):
+    if eval_family(task) == "st-align" and isinstance(gt, dict) and record.get("split"):
         first, last = (float(x) for x in record["split"][:2])
         span = last - first
         w, h = float(record.get("width") or 1), float(record.get("height") or 1)

@@ -22,7 +22,7 @@ from stchat.eval import metrics
 from stchat.eval.captions import caption_score
 from stchat.eval.official import ZERO_UNION_TIOU
 from stchat.eval.results import iter_result_files, read_records
-from stchat.tasks import eval_family
+from stchat.tasks import eval_family, task_names
 
 EXTRA_KEY = "stchat_extra"
 
@@ -53,7 +53,7 @@ def route(path: str) -> str | None:
     if "/tvg/" in path:
         return "tvg"
     if "/st-align/" in path:
-        for task in ("stvg", "svg", "elc"):
+        for task in task_names(family="st-align"):  # stvg, svg, elc: the official order
             if task in path:
                 return task
         return "st-align?"

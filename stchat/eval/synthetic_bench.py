@@ -29,12 +29,12 @@ from pathlib import Path
 
 from stchat.errors import StchatError
 from stchat.eval.sources import BenchEntry, load_manifest
-from stchat.tasks import task_names
+from stchat.tasks import eval_family, task_names
 
 __all__ = ["BenchEntry", "SyntheticBenchError", "load_manifest", "make_synthetic_benchmark", "register"]
 
-# The generator writes ST-Align items (every task of that family) and Charades-STA items (tvg).
-ST_TASKS = task_names(family="st-align")
+# The generator writes ST-Align items (every task of that family) and Charades-STA items (the tvg family).
+SYNTHETIC_TASKS = (*task_names(family="st-align"), *task_names(family="tvg"))
 VARIANTS = ("full", "tight", "start")
 
 _SCENE = (
@@ -179,7 +179,7 @@ def make_synthetic_benchmark(
     out_dir: str | Path,
     synthetic_dir: str | Path,
     *,
-    tasks: tuple[str, ...] = ("stvg", "svg", "elc", "tvg"),
+    tasks: tuple[str, ...] = SYNTHETIC_TASKS,
     clips: tuple[str, ...] | None = None,
     variants: tuple[str, ...] = VARIANTS,
     per_task: int | None = None,
@@ -200,11 +200,12 @@ def make_synthetic_benchmark(
     if not names:
         raise SyntheticBenchError(f"no synthetic clips (NAME.mp4 + NAME.json) in {syn}")
     for t in tasks:
-        if t not in (*ST_TASKS, "tvg"):
-            raise SyntheticBenchError(f"unknown task {t!r}; choose from stvg, svg, elc, tvg")
+        if t not in SYNTHETIC_TASKS:
+            raise SyntheticBenchError(f"unknown task {t!r}; choose from {', '.join(SYNTHETIC_TASKS)}")
     entries: list[BenchEntry] = []
     for t in tasks:
-        root = out / ("charades" if t == "tvg" else "st-align")
+        charades = eval_family(t) == "tvg"  # Charades-STA items; else ST-Align
+        root = out / ("charades" if charades else "st-align")
         src = root / "sources"
         src.mkdir(parents=True, exist_ok=True)
         items: list[dict] = []
@@ -216,7 +217,7 @@ def make_synthetic_benchmark(
                 long_query = k % 2 == 1
                 item = (
                     _tvg_item(clip, f"{name}.mp4", v, long_query)
-                    if t == "tvg"
+                    if charades
                     else _st_item(clip, f"{name}.mp4", t, v, long_query)
                 )
                 if item is not None:
@@ -224,13 +225,13 @@ def make_synthetic_benchmark(
                     k += 1
         if per_task is not None:
             items = items[:per_task]
-        ann = root / ("test.json" if t == "tvg" else f"{t}.json")
+        ann = root / ("test.json" if charades else f"{t}.json")
         ann.write_text(json.dumps(items, indent=1))
         entries.append(
             BenchEntry(
-                name="charades_sta" if t == "tvg" else t,
-                task="tvg" if t == "tvg" else "st-align",
-                dataset="charades_sta" if t == "tvg" else "vidstg",
+                name="charades_sta" if charades else t,
+                task="tvg" if charades else "st-align",
+                dataset="charades_sta" if charades else "vidstg",
                 task_kind=t,
                 ann_path=str(ann),
                 data_folder=str(src),
@@ -266,7 +267,7 @@ def register(eval_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic-dir", default=None,
                    help="folder of NAME.mp4 + NAME.json clips (default: $STCHAT_SYNTHETIC or the vendored "
                         "tests/fixtures/synthetic)")
-    p.add_argument("--tasks", nargs="+", default=["stvg", "svg", "elc", "tvg"], choices=[*ST_TASKS, "tvg"])
+    p.add_argument("--tasks", nargs="+", default=list(SYNTHETIC_TASKS), choices=SYNTHETIC_TASKS)
     p.add_argument("--clips", nargs="+", default=None, metavar="STEM", help="only these clips (file stems)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--per-task", type=int, default=None, metavar="N", help="keep the first N items per task")

@@ -31,6 +31,7 @@ import torch
 from stchat.processing.coords import VARIABLE_KEYS
 from stchat.processing.prompt import SYSTEM_MESSAGE
 from stchat.processing.prompt import expand_media as expand_media_text
+from stchat.train.friendly import friendly_to_official
 from stchat.train.media import load_pixels
 from stchat.train.objective import IGNORE_INDEX, TrainDataError
 
@@ -192,8 +193,6 @@ def to_record(raw: dict, root: Path, index: int, fmt: str = "auto") -> TrainReco
     conv = [{"from": m.get("from", "human"), "value": str(m["value"])} for m in conv]
     _check_media_tags(conv, modality, sid)
     if fmt == "stchat" or (fmt == "auto" and raw.get("format") == "stchat"):
-        from stchat.train.friendly import friendly_to_official
-
         conv, variables = friendly_to_official(conv)
     else:
         variables = normalise_variables(raw.get("variables"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stchat.video.io import read_frames
 from stchat.video.sampling import official_frame_indices
 
 STVG_SUFFIX = ("Please firstly give the timestamps, and then give the spatial bounding box corresponding "
@@ -57,8 +58,6 @@ def build_synthetic_stvg(synthetic_dir: str | Path, out_dir: str | Path, as_fram
         gt = json.loads(gt_path.read_text())
         media = clip.name
         if as_frames:
-            from stchat.video.io import read_frames
-
             frames = read_frames(clip, official_frame_indices(int(gt["n_frames"])))
             media = clip.stem + ".npy"
             np.save(out / media, np.ascontiguousarray(frames))

@@ -23,7 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from stchat.errors import StchatError
+from stchat.model.loading import load_model
+from stchat.train.data import TrainDataset, collate, to_record
+from stchat.train.features import TowerCache
+from stchat.train.forward import training_loss, unwrap
+from stchat.train.objective import CoordVocab
 from stchat.train.synthetic import STVG_SUFFIX
 from stchat.video.sampling import official_frame_indices
 
@@ -105,13 +112,6 @@ def model_scorer(model, tokenizer) -> Scorer:
     sit on the bins the model puts most mass on. Candidates of one query share the video: its frozen
     SigLIP output is computed once (``TowerCache``) and the model is run in eval mode (no dropout).
     """
-    import torch
-
-    from stchat.train.data import TrainDataset, collate, to_record
-    from stchat.train.features import TowerCache
-    from stchat.train.forward import training_loss, unwrap
-    from stchat.train.objective import CoordVocab
-
     vocab = CoordVocab.from_tokenizer(tokenizer)
     cache = TowerCache(max_bytes=1 << 30)
     unwrap(model).eval()
@@ -191,8 +191,6 @@ def prepare_vidor(annotations: str | Path, out: str | Path, video_root: str | Pa
     if scorer == "model" or (scorer == "auto" and model):
         if not model:
             raise VidorError("the model scorer needs --model")
-        from stchat.model.loading import load_model
-
         net, tok = load_model(model)
         score_fn, name = model_scorer(net, tok), "model"
     else:
