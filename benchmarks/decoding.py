@@ -159,8 +159,8 @@ def replay_ids(records: Iterable[Any], tokenizer: Any) -> list[tuple[str, list[i
             if rec.get("output_ids"):
                 out.append((name, [int(t) for t in rec["output_ids"]]))
                 continue
-            text = next((rec[k] for k in ("raw_text", "prediction", "normalized_text", "text") if rec.get(k)),
-                        None)
+            keys = ("raw_text", "outputs", "prediction", "normalized_text", "converted_outputs", "text")
+            text = next((rec[k] for k in keys if rec.get(k)), None)
             if not isinstance(text, str):
                 continue
         else:
