@@ -97,8 +97,6 @@ def test_toy_task_runs_through_stchat_ground(toy: TaskSpec, synthetic_dir: Path,
     assert isinstance(GroundingResult.from_dict(record).parsed, ParsedAnswer)
 
 
-@pytest.mark.xfail(reason="the app reads the task table once H6 switches ui/ (see notes/H5_api.md)",
-                   strict=False)
 def test_toy_task_is_in_the_apps_task_list(toy: TaskSpec, tmp_path: Path) -> None:
     pytest.importorskip("gradio")
     from stchat.ui.config import AppConfig

@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from stchat.answer import GroundingResult
-from stchat.pipeline import FILES, prepare_out_dir, render_answer, write_text_atomic
+from stchat.batch import RESULTS, SUMMARY, BatchItem, is_batch_source, read_items, run_batch
+from stchat.errors import PromptError
+from stchat.eval import distributed as dist_mod
+from stchat.pipeline import FILES, RenderOutputs, prepare_out_dir, render_answer, write_text_atomic
 from stchat.processing.coords import format_query
 from stchat.processing.prompt import neutralize
 from stchat.request import LIMITS, GroundingRequest, MediaContext, is_image_path, media_context
@@ -22,10 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ground",
         help="find when and where something happens in a video (or an image)",
         description="Run LLaVA-ST on a video (100 frames sampled the official way) or an image, print the "
-        "answer, and for videos write clip.mp4, annotated.mp4, timing.csv and timing.json to --out.",
+        "answer, and for videos write clip.mp4, timing.csv, timing.json (annotated.mp4 with --full) and "
+        "answer.json to --out. Given a folder or a manifest, do that for every item into --out/<id>/ and "
+        "write --out/summary.csv; re-running resumes, and torchrun/accelerate launch shard the items.",
     )
-    p.add_argument("video", metavar="VIDEO", type=Path, help="video file (or image file for rec/reg/dgc)")
-    p.add_argument("query", metavar="QUERY", help="a full question, or a description the task template wraps")
+    p.add_argument("video", metavar="VIDEO", type=Path,
+                   help="video file (or image file for rec/reg/dgc); for a batch, a folder of videos or a "
+                   "CSV/JSONL manifest with columns video, query[, task]")
+    p.add_argument("query", metavar="QUERY", nargs="?", default=None,
+                   help="a full question, or a description the task template wraps (in a batch: for the "
+                   "rows that give none)")
     tasks = "; ".join(f"{t.name}: {t.title}" for t in all_tasks())
     p.add_argument("--task", default="stvg", choices=task_names(), metavar="TASK",
                    help=f"what to ask (default: stvg) -- {tasks}")
@@ -52,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", choices=("8bit", "4bit"), default=None,
                    help="load the weights quantised with bitsandbytes (CUDA only)")
     p.add_argument("--no-render", action="store_true", help="only print the answer")
+    p.add_argument("--full", action="store_true",
+                   help="also write annotated.mp4, the whole video drawn (made in the same decode pass)")
+    p.add_argument("--no-progress", action="store_true", help="batch: no progress bar")
     p.add_argument("--stream", action="store_true", help="print the answer as it is generated (stderr)")
     p.add_argument("--no-speculative", action="store_true",
                    help="plain one-token-per-pass greedy decoding (the default drafts box lists and verifies "
@@ -59,9 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def build_request(args: argparse.Namespace) -> GroundingRequest:
+def build_request(args: argparse.Namespace, media: object = None, task: str | None = None,
+                  query: str | None = None) -> GroundingRequest:
+    """The request of the command line (or of one batch item: its media, task and query)."""
     return GroundingRequest(
-        args.video, args.task, args.query, span=args.span, start=args.start, region=args.region,
+        args.video if media is None else media, task or args.task,
+        (args.query if query is None else query) or "", span=args.span, start=args.start, region=args.region,
         split=tuple(args.split) if args.split else None, max_new_tokens=args.max_new_tokens,
         decoding=args.decoding, seed=args.seed, speculative=not getattr(args, "no_speculative", False),
     )
@@ -81,16 +97,25 @@ def _names(args: argparse.Namespace) -> tuple[str, ...]:
     return ("answer.json",) if args.no_render else (*FILES, "answer.json")
 
 
-def run(args: argparse.Namespace) -> int:
-    request = build_request(args)
-    precheck(request, args.out, _names(args))
+def _load_chat(args: argparse.Namespace, device: str | None) -> Any:
     # torch + transformers take seconds to import: only after the cheap checks, so bad input fails fast.
     from stchat.chat import StableChat
     from stchat.model.choice import describe_model
 
     quant = {f"load_in_{args.quantize}": True} if args.quantize else {}
-    chat = StableChat(args.model, device=args.device, dtype=args.dtype, adapter=args.adapter, **quant)
+    chat = StableChat(args.model, device=device, dtype=args.dtype, adapter=args.adapter, **quant)
     print(f"model: {describe_model(chat.model_name)}", file=sys.stderr)  # which model answers, and for what
+    return chat
+
+
+def run(args: argparse.Namespace) -> int:
+    if is_batch_source(args.video):
+        return run_batch_command(args)
+    if args.query is None:
+        raise PromptError("give the QUERY: what to look for in the video")
+    request = build_request(args)
+    precheck(request, args.out, _names(args))
+    chat = _load_chat(args, args.device)
 
     def _echo(piece: str) -> None:
         print(piece, end="", file=sys.stderr, flush=True)
@@ -100,26 +125,56 @@ def run(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(f"question: {result.query}")
     print(f"answer: {result.normalized_text}")
-    return write_outputs(result, args.out, render=not args.no_render)
-
-
-def write_outputs(result: GroundingResult, out: Path, render: bool = True) -> int:
-    """``answer.json`` and, for a video answer, the rendered files; the exit code (1: nothing to draw)."""
     for w in result.parsed.warnings:
         print(f"stchat: warning: {w}", file=sys.stderr)
-    answer_json = prepare_out_dir(out, ("answer.json",)) / "answer.json"
-    write_text_atomic(answer_json, result.to_json())
-    print(f"answer.json: {answer_json}")
-    spec = get_task(result.task)
-    if not render or not spec.is_video or result.media is None or is_image_path(result.media):
-        return 0
-    answer = result.answer  # the asked span stands in when the answer names none (svg, tr)
-    if not answer.ok:
+    status, outs = save_result(result, args.out, render=not args.no_render, full=args.full)
+    print(f"answer.json: {args.out / 'answer.json'}")
+    if status == NOTHING_TO_DRAW:
         print(f"stchat: the answer has nothing to draw for task {result.task}", file=sys.stderr)
         return 1
-    outs = render_answer(result.media, answer, result.task, result.split, out, query=result.query)
-    print(f"clip: {outs.clip}")
-    if outs.annotated is not None:
-        print(f"annotated: {outs.annotated}")
-    print(f"timing: {outs.timing_csv} {outs.timing_json}")
+    if outs is not None:
+        print(f"clip: {outs.clip}")
+        if outs.annotated is not None:
+            print(f"annotated: {outs.annotated}")
+        print(f"timing: {outs.timing_csv} {outs.timing_json}")
+    return 0
+
+
+NOTHING_TO_DRAW = "nothing-to-draw"
+
+
+def save_result(result: GroundingResult, out: Path, render: bool = True,
+                full: bool = False) -> tuple[str, RenderOutputs | None]:
+    """``answer.json`` and, for a video answer, the rendered files: ``("ok" | NOTHING_TO_DRAW, outputs)``."""
+    write_text_atomic(prepare_out_dir(out, ("answer.json",)) / "answer.json", result.to_json())
+    spec = get_task(result.task)
+    if not render or not spec.is_video or result.media is None or is_image_path(result.media):
+        return "ok", None
+    if not result.answer.ok:  # the asked span stands in when the answer names none (svg, tr)
+        return NOTHING_TO_DRAW, None
+    return "ok", render_answer(result, out, full=full)
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    """Every item of a folder / manifest into ``--out/<id>/``, resumable and sharded (see stchat.batch)."""
+    items = read_items(args.video, args.query, args.task)
+    prepare_out_dir(args.out, (RESULTS, SUMMARY))
+    info = dist_mod.dist_info()
+    joined = dist_mod.init_process_group(info)
+    try:
+        chat = _load_chat(args, dist_mod.device_for(info, args.device))
+
+        def ground(item: BatchItem, folder: Path) -> tuple[str, GroundingResult, RenderOutputs | None]:
+            request = build_request(args, item.video, item.task, item.query)
+            precheck(request, folder, _names(args))
+            result = chat.answer(request)
+            status, outs = save_result(result, folder, render=not args.no_render, full=args.full)
+            return status, result, outs
+
+        stats = run_batch(items, ground, args.out, progress=not args.no_progress)
+    finally:
+        if joined:
+            dist_mod.destroy_process_group()
+    if info.is_main:
+        print(f"{stats.written} new, {stats.skipped} already done -> {args.out / SUMMARY}", file=sys.stderr)
     return 0

@@ -79,6 +79,15 @@ def init_process_group(info: DistInfo) -> bool:
     return True
 
 
+def device_for(info: DistInfo, device: str | None) -> str | None:
+    """``device`` when given; under a launcher with CUDA, this process's GPU (``cuda:LOCAL_RANK``)."""
+    if device is not None:
+        return device
+    import torch
+
+    return f"cuda:{info.local_rank}" if torch.cuda.is_available() else None
+
+
 def barrier() -> None:
     import torch.distributed as dist
 

@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from stchat.eval import distributed as dist_mod
 from stchat.eval import sources
 from stchat.eval.engine import Decoding, Engine, RunError, Sample, Subset, check_media, load_samples
@@ -185,7 +183,7 @@ def plan_run(
 
 def _engine(args: argparse.Namespace, model: str, decoding: Decoding, info: dist_mod.DistInfo,
             engines: dict[tuple, Engine] | None) -> Engine:
-    key = (model, _device_for(info, args.device), args.dtype, getattr(args, "adapter", None))
+    key = (model, dist_mod.device_for(info, args.device), args.dtype, getattr(args, "adapter", None))
     engine = (engines or {}).get(key)
     if engine is None:
         engine = Engine(model, device=key[1], dtype=args.dtype, decoding=decoding, adapter=key[3])
@@ -204,12 +202,6 @@ def _scores(plan: list[tuple[Any, Path, list[Sample]]]) -> list:
         ids = {s.sample_id for s in samples}
         out += [s for s in per.get(e.name, []) if s.sample_id in ids]
     return out
-
-
-def _device_for(info: dist_mod.DistInfo, device: str | None) -> str | None:
-    if device is not None:
-        return device
-    return f"cuda:{info.local_rank}" if torch.cuda.is_available() else None
 
 
 def register(eval_subparsers: argparse._SubParsersAction) -> None:
