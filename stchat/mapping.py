@@ -1,14 +1,17 @@
 """Model coordinates -> this video's frames, seconds and pixels.
 
-Time: the model speaks about the 100 frames sampled from the frame range ``split`` (reference §4.1). A
+Time: the model speaks about the 100 frames sampled from the frame range ``split``
+(docs/official_quirks.md#frame-sampling). A
 normalised time ``t`` is sampled frame ``k = round(t * 99)`` (Python's half-to-even ``round``, as the
-official demo visualiser does, §5.4), which is source frame ``official_frame_indices(...)[k]``, which is
+official demo visualiser does, docs/official_quirks.md#answer-syntax), which is source frame
+``official_frame_indices(...)[k]``, which is
 shown at that frame's own presentation time (exact for VFR and late-starting streams). Seconds are on
 the file clock (what a player shows), rounded to the millisecond; ``split_s`` adds the official demo's
 view, ``(frame - split[0]) / fps``.
 
 Space: normalised ``(x1, y1, x2, y2)`` fractions of the displayed frame -> pixels. We round to the
-nearest pixel and clip to the frame, where the official demo truncates with ``int(x * W)`` (§5.4): that
+nearest pixel and clip to the frame, where the official demo truncates with ``int(x * W)``
+(docs/official_quirks.md#answer-syntax): that
 only moves its drawing up-left by up to a pixel, nothing the weights depend on, so we take the exact one.
 Pixel boxes use exclusive right/bottom edges, like the ground truth (width = x2 - x1).
 

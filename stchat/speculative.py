@@ -30,7 +30,8 @@ import torch
 from stchat.errors import PromptError
 
 NUM_BINS = 100  # coordinate tokens per kind: <TEMP-000> .. <TEMP-099>, then HEIGHT, then WIDTH
-_T, _H, _W = 0, 1, 2  # kind index = (id - V) // 100, the official id layout (reference §2)
+# kind index = (id - V) // 100, the official id layout (docs/official_quirks.md#token-ids)
+_T, _H, _W = 0, 1, 2
 DEFAULT_MAX_DRAFT = 24
 # Float noise between a k-token and a 1-token forward is ~1e-6 in float32 (~1e-2 in half precision). When
 # the best two scores at a drafted position are closer than this, the position is decided by a one-token

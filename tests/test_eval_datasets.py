@@ -1,4 +1,5 @@
-"""Benchmark annotations → official prompts, variables and ground truth (reference §3.4, §7.1)."""
+"""Benchmark annotations → official prompts, variables and ground truth
+(docs/official_quirks.md#task-questions, #benchmark-layout)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Official metrics against hand-made cases and an independent straightforward computation.
 
-The independent code below is written from the reference text (§7.2), not by calling stchat.eval.
+The independent code below is written from the reference text (docs/official_quirks.md#metrics), not by
+calling stchat.eval.
 """
 
 from __future__ import annotations

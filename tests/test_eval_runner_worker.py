@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_MODEL = REPO / "tests" / "fixtures" / "golden" / "model"
-# The official STVG suffix (reference §3.4), appended without a separator.
+# The official STVG suffix (docs/official_quirks.md#task-questions), appended without a separator.
 STVG_SUFFIX = (
     "Please firstly give the timestamps, and then give the spatial bounding box corresponding to each "
     "timestamp in the time period."

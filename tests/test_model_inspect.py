@@ -18,7 +18,8 @@ RELEASED_7B = dict(hidden=3584, inter=18944, layers=28, heads=28, kv=4, vocab=15
 
 
 def released_shapes(hidden, inter, layers, heads, kv, vocab, v_hidden, v_inter, v_layers, packer, mm_hidden):
-    """Every tensor of the released checkpoint by its official name (reference §1.2), at any size."""
+    """Every tensor of the released checkpoint by its official name
+    (docs/official_quirks.md#checkpoint-layout), at any size."""
     hd = hidden // heads
     s: dict[str, tuple[int, ...]] = {
         "model.embed_tokens.weight": (vocab, hidden), "lm_head.weight": (vocab, hidden),

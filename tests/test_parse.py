@@ -1,4 +1,5 @@
-"""The answer parser: shapes of §5.4, warnings instead of exceptions, property-based round trips."""
+"""The answer parser: shapes of docs/official_quirks.md#answer-syntax, warnings instead of exceptions,
+property-based round trips."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Both official coordinate front-ends and get_variables (reference §3.3, Q16)."""
+"""Both official coordinate front-ends and get_variables (docs/official_quirks.md#coordinates-in-prompts,
+Q16)."""
 
 from __future__ import annotations
 

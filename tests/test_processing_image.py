@@ -1,4 +1,5 @@
-"""Pixel preprocessing must equal the official SigLipImageProcessor bit for bit (golden README §5-6)."""
+"""Pixel preprocessing must equal the official SigLipImageProcessor bit for bit
+(docs/official_quirks.md#pixel-preprocessing)."""
 
 from __future__ import annotations
 

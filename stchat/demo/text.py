@@ -14,7 +14,8 @@ import random
 from stchat.demo.world import Scene, target_box
 from stchat.video.sampling import official_frame_indices
 
-# The official task wording (reference §3.4; the same strings as stchat's prompt templates). Kept here so
+# The official task wording (docs/official_quirks.md#task-questions; the same strings as stchat's prompt
+# templates). Kept here so
 # the demo data does not move when the prompt modules are reorganised.
 STVG_SUFFIX = (
     "Please firstly give the timestamps, and then give the spatial bounding box corresponding to each "

@@ -36,7 +36,8 @@ SIZE_BINS: tuple[tuple[str, float, float], ...] = (
 )
 DEFAULT_QUERY_EDGES: tuple[int, ...] = (50,)
 
-# The fixed instructions the benchmark front-end appends (reference §3.4); they are not the user's query.
+# The fixed instructions the benchmark front-end appends (docs/official_quirks.md#task-questions); they are
+# not the user's query.
 _TASK_SUFFIXES = (
     "Please firstly give the timestamps, and then give the spatial bounding box corresponding to each "
     "timestamp in the time period.",

@@ -1,4 +1,4 @@
-"""ELC caption score exactly as the official ``eval_stvg`` computes it (reference §7.2).
+"""ELC caption score exactly as the official ``eval_stvg`` computes it (docs/official_quirks.md#metrics).
 
 pycocoevalcap 1.2: PTBTokenizer (Java CoreNLP), BLEU-1..4 (each stored as the *list* BLEU-1..n), METEOR
 (Java), ROUGE-L, CIDEr-D; every number rounded to 3 decimals; SPICE off. Java is required; without it we

@@ -1,4 +1,5 @@
-"""Official benchmark annotations → prompts, ``variables`` and ground truth (reference §3.4, §7.1).
+"""Official benchmark annotations → prompts, ``variables`` and ground truth
+(docs/official_quirks.md#task-questions, #benchmark-layout).
 
 Reproduces the record-building of ``inference/src/datasets.py`` (``VidSTGChatDataset``,
 ``CharadesSTGDataset``, ``RefCOCOEvalDataset``) followed by the ``LocalDataset`` benchmark front-end

@@ -1,6 +1,7 @@
 """Faithful re-implementations of the official evaluation parsers and IoU primitives.
 
-These reproduce ``inference/src/utils.py`` of LLaVA-ST (reference §5.4 and §7.2) behaviour for behaviour,
+These reproduce ``inference/src/utils.py`` of LLaVA-ST (docs/official_quirks.md#answer-syntax, #metrics)
+behaviour for behaviour,
 because the published benchmark numbers were computed with them: same regexes (non-negative decimals
 only, spaces removed before box and pair parsing, the mandatory ``,`` between a pair's time and ``:``),
 same fallbacks (``[0, 0]`` for a missing span, ``None`` for a missing box), same float formulas. They

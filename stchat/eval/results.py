@@ -1,4 +1,4 @@
-"""Benchmark result files in the official layout (reference §7.1).
+"""Benchmark result files in the official layout (docs/official_quirks.md#benchmark-layout).
 
 ``<save_dir>/<model>/<sub_dir>/<task>/<dataset>/<name>.json``, JSON lines, one record per sample: the
 dataset item minus tensors, plus ``variables``, ``outputs`` (raw decoded text without ``<|im_end|>``) and

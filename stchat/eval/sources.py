@@ -2,7 +2,8 @@
 
 Three ways to name a benchmark, all resolved to :class:`BenchEntry` objects:
 
-* the official layout (reference §7.1, ``inference/config.yaml``): a ``data/benchmarks`` folder holding
+* the official layout (docs/official_quirks.md#benchmark-layout, ``inference/config.yaml``): a
+``data/benchmarks`` folder holding
   ``st-align/{stvg,svg,elc}.json``, ``charades/test.json`` and ``refcoco/<split>.json``, each with a
   ``sources`` media folder next to it, selected by the official ``--all_name`` values;
 * one annotation file in an official format with its task and media root (a custom subset or a new split);

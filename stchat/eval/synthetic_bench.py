@@ -1,7 +1,8 @@
 """Build a small benchmark in the official annotation formats from the synthetic ground-truth clips.
 
 The synthetic clips (``tests/fixtures/synthetic/*.mp4`` + ``.json``) carry the exact box of their target
-on every frame. From them we write, in the layouts the official dataset classes read (reference §7.1):
+on every frame. From them we write, in the layouts the official dataset classes read
+(docs/official_quirks.md#benchmark-layout):
 
 * ``st-align/{stvg,svg,elc}.json`` -- ST-Align lists (``video_path``, ``meta.width/height/split``,
   ``meta.spatial_token`` with ``<bboxes>`` in **pixel xywh** keyed by frame-id strings, ``meta.time_token``

@@ -1,6 +1,7 @@
 """Fine-tuning outputs: the adapter directory, applying it to a loaded model, and merging to a checkpoint.
 
-An adapter directory holds what training changed, in the official stage-2/3 split (reference §6.2):
+An adapter directory holds what training changed, in the official stage-2/3 split
+(docs/official_quirks.md#training-stages):
 
 * ``adapter_config.json`` + ``adapter_model.safetensors`` -- the peft LoRA weights (absent after full
   fine-tuning, where every trainable tensor goes to the next file);
@@ -24,7 +25,7 @@ from stchat.errors import ModelLoadError
 NON_LORA_FILE = "non_lora_trainables.safetensors"
 META_FILE = "stchat_adapter.json"
 # Official LoRA targets: every nn.Linear of the LLM decoder (q,k,v,o,gate,up,down), not the vision
-# tower, projector, packer, coordinate tables or lm_head (reference §6.2).
+# tower, projector, packer, coordinate tables or lm_head (docs/official_quirks.md#training-stages).
 LORA_TARGET_REGEX = r".*model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from stchat.errors import ModelLoadError
 
-NUM_COORD_TOKENS = 300  # <TEMP-k>, <HEIGHT-k>, <WIDTH-k>, k = 0..99: ids V .. V+299 (reference §2)
+# <TEMP-k>, <HEIGHT-k>, <WIDTH-k>, k = 0..99: ids V .. V+299 (docs/official_quirks.md#token-ids)
+NUM_COORD_TOKENS = 300
 INDEX_FILE = "model.safetensors.index.json"
 TOWER_PREFIX = "model.vision_tower.vision_tower.vision_model."
 EMBED_KEY = "model.embed_tokens.weight"

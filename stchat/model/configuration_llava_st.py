@@ -16,7 +16,8 @@ from transformers import Qwen2Config, SiglipVisionConfig
 
 # google/siglip-so400m-patch14-384, the tower of every released LLaVA-ST checkpoint. Used when
 # ``mm_vision_tower`` is a hub id: we never download the tower, because its weights come from the
-# checkpoint's own ``model.vision_tower.vision_tower.vision_model.*`` keys anyway (reference §1.3).
+# checkpoint's own ``model.vision_tower.vision_tower.vision_model.*`` keys anyway
+# (docs/official_quirks.md#visual-pipeline).
 SO400M_VISION: dict[str, Any] = {
     "hidden_size": 1152,
     "intermediate_size": 4304,

@@ -133,7 +133,8 @@ def _quantization_config(load_in_8bit: bool, load_in_4bit: bool, device: torch.d
 
 
 def load_tokenizer(ckpt: Path, vocab_size: int) -> Any:
-    """The checkpoint's tokenizer, checked against the coordinate-token layout the model relies on (§2)."""
+    """The checkpoint's tokenizer, checked against the coordinate-token layout the model relies on
+    (docs/official_quirks.md#token-ids)."""
     from transformers import AutoTokenizer
 
     try:

@@ -1,6 +1,7 @@
 """Coordinates in query text -> placeholder tokens + the ``variables`` dict the model reads.
 
-Two official front-ends exist and produce *different* token sequences for the same box (reference §3.3,
+Two official front-ends exist and produce *different* token sequences for the same box
+(docs/official_quirks.md#coordinates-in-prompts,
 quirk Q16), so both are reproduced and callers pick one:
 
 * **demo** (``demo/utils.py: format_conversations``): the user writes ``<t0.5>``, ``<w0.2>``, ``<h0.8>``;

@@ -1,6 +1,7 @@
 """Pixels -> ``pixel_values``: the official ``SigLipImageProcessor`` arithmetic, bit for bit.
 
-The official processor (reference §1.4, golden README §5) does, per image or video frame:
+The official processor (docs/official_quirks.md#pixel-preprocessing,
+docs/official_quirks.md#pixel-preprocessing) does, per image or video frame:
 
 1. PIL BICUBIC resize of the **uint8** image straight to 384x384 (no aspect ratio kept, no crop, no pad);
 2. ``x * (1/255)`` evaluated in float64, then cast to float32;

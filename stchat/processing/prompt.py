@@ -1,6 +1,6 @@
 """Query -> prompt token ids, exactly as the official demo / inference builds them.
 
-Steps (reference §3.1-3.2, golden README §7):
+Steps (docs/official_quirks.md#prompt-layout, docs/official_quirks.md#prompt-layout):
 
 1. the media tag (``<video>`` / ``<image>``) goes first, followed by ``"\\n"`` (``Chat.chat``);
 2. coordinates become placeholders + ``variables`` (``stchat.processing.coords``);

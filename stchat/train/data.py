@@ -1,6 +1,6 @@
 """Training data: official ST-Align records -> token ids, labels, media and ``variables``; the collator.
 
-Two input formats (reference §6.3):
+Two input formats (docs/official_quirks.md#training-data):
 
 * **official**: JSON list, JSON-lines, ``base{a,b}.json`` or a YAML ``datasets:`` list (``json_path``,
   ``sampling_strategy``, ``data_folder``); texts already hold bare placeholders (``<TEMP-INPUT>``,
@@ -117,7 +117,8 @@ def _resolve(base: Path, raw: str, want_dir: bool) -> Path:
 
 def load_raw(data_path: str | Path, data_folder: str | Path | None = None, seed: int = 0
              ) -> list[tuple[dict, Path]]:
-    """All raw samples with their media root, from any official data-path form (§6.3)."""
+    """All raw samples with their media root, from any official data-path form
+    (docs/official_quirks.md#training-data)."""
     path = Path(data_path)
     rng = random.Random(seed)
     brace = re.fullmatch(r"(.*)\{(.*)\}\.json", str(path))
@@ -229,7 +230,8 @@ def check_media(records: Sequence[TrainRecord]) -> None:
 
 
 def expand_media(conversations: list[dict[str, str]], modality: str) -> list[dict[str, str]]:
-    """``preprocess_multimodal`` on every turn: the inference prompt builder's own expansion (§3.2, Q8)."""
+    """``preprocess_multimodal`` on every turn: the inference prompt builder's own expansion
+    (docs/official_quirks.md#prompt-layout, Q8)."""
     return [{"from": m["from"], "value": expand_media_text(m["value"], modality)} for m in conversations]
 
 

@@ -1,6 +1,7 @@
 """Per-media cache of the frozen SigLIP tower output, and media encoding for training from it.
 
-The tower is frozen in every official stage and runs under ``no_grad`` (§6.2), so its output for a
+The tower is frozen in every official stage and runs under ``no_grad``
+(docs/official_quirks.md#training-stages), so its output for a
 given media item is the same at every step. Fine-tuning on a small set for many epochs otherwise
 spends most of each step decoding frames, preprocessing 100 x 384 x 384 pixels and running SigLIP
 again. The cache is keyed by the record's media identity (path + ``meta.split``), not by pixel content,

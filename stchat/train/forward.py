@@ -1,7 +1,8 @@
 """Training forward pass: collated batch -> official loss, built on the model's public pieces.
 
 The model's own ``forward`` is the inference path (raw output tables, logits at every position, batch
-size 1 for the splice). Training needs (§6.1): per-sample media encoding and splicing with teacher-forced
+size 1 for the splice). Training needs (docs/official_quirks.md#training-objective): per-sample media encoding
+and splicing with teacher-forced
 coordinate rows (``prepare_inputs_embeds``, whose tables go through ``reparam`` so they get the NTP
 gradient), one batched decoder pass with the padding mask, and the soft two-hot loss on an output
 matrix whose coordinate tables are ``reparam``'d too (Q4). Logits are formed only at supervised rows

@@ -5,7 +5,8 @@ the inference prompt builder runs): ``[x1, y1, x2, y2]`` boxes, ``{s, e}`` spans
 become ``*-INPUT`` placeholders, with the benchmark's spacing (Q16) so that training prompts tokenise as
 inference prompts do.
 
-Assistant turns are written in the shape the released model emits (reference §5.4), with ``*-OUTPUT``
+Assistant turns are written in the shape the released model emits (docs/official_quirks.md#answer-syntax),
+with ``*-OUTPUT``
 placeholders: ``{s,e}`` -> ``{<TEMP-OUTPUT><TEMP-OUTPUT>}``, ``[a,b,c,d]`` ->
 ``[<WIDTH-OUTPUT><HEIGHT-OUTPUT><WIDTH-OUTPUT><HEIGHT-OUTPUT>]`` (no commas, no spaces), a timestamped
 box ``0.25: [..]`` -> ``<TEMP-OUTPUT>: [..]`` and ``Ends in 0.9`` -> ``Ends in <TEMP-OUTPUT>``. Values

@@ -2,7 +2,7 @@
 
 For every case the samples are rebuilt from ``train_data.json`` (not from the stored ids), tokenised,
 labelled, collated and run through ``training_loss`` + ``backward``; then compared with the official
-numbers at the tolerances of ``train/tolerances.json`` / golden README §13.6:
+numbers at the tolerances of ``train/tolerances.json`` / docs/official_quirks.md#golden-tolerances:
 
 * exact: ``input_ids``, ``labels``, ``attention_mask``, supervised rows, soft-target rows/columns/values,
   the loss branch of each sample, the sampled frame indices;

@@ -1,4 +1,5 @@
-"""The official LLaVA-ST training objective: soft two-hot coordinate cross-entropy (reference §6.1).
+"""The official LLaVA-ST training objective: soft two-hot coordinate cross-entropy
+(docs/official_quirks.md#training-objective).
 
 Per sample ``b`` the official ``LlavaQwenForCausalLM.forward`` does:
 
@@ -30,9 +31,10 @@ from stchat.errors import StchatError
 from stchat.model.modeling_llava_st import reparam
 
 IGNORE_INDEX = -100
-NUM_BINS = 100  # rows of each coordinate table; the grid step is 1/99 (reference §2)
+NUM_BINS = 100  # rows of each coordinate table; the grid step is 1/99 (docs/official_quirks.md#token-ids)
 
-# ``variables`` keys of the three OUTPUT placeholder types, in table order T, H, W (reference §3.3).
+# ``variables`` keys of the three OUTPUT placeholder types, in table order T, H, W
+# (docs/official_quirks.md#coordinates-in-prompts).
 OUTPUT_KEYS = (
     "temporal_output_locations",
     "spatial_height_output_locations",
@@ -48,7 +50,8 @@ class TrainDataError(StchatError):
 class CoordVocab:
     """Ids the objective needs: the base vocabulary size V and the three OUTPUT placeholder ids."""
 
-    vocab_size: int  # V: rows of embed_tokens / lm_head; <TEMP-000> == V (reference §2 invariant)
+    # V: rows of embed_tokens / lm_head; <TEMP-000> == V (invariant: docs/official_quirks.md#token-ids)
+    vocab_size: int
     temp_output_id: int
     height_output_id: int
     width_output_id: int
@@ -73,7 +76,7 @@ class CoordVocab:
 
 
 # ---------------------------------------------------------------------------------------------------
-# NTP reparametrisation (reference §4.4, Q4)
+# NTP reparametrisation (docs/official_quirks.md#neighbouring-token-propagation, Q4)
 
 
 # ``ntp_matrix``/``reparam`` are the model's own (same arithmetic for LAPE, inputs and the output head).
@@ -82,8 +85,9 @@ class CoordVocab:
 def output_head_weight(lm_head: torch.Tensor, coord_out_tables: Sequence[torch.Tensor]) -> torch.Tensor:
     """The training output matrix ``[lm_head; reparam(T_out); reparam(H_out); reparam(W_out)]`` (V+300, C).
 
-    Inference uses the raw output tables (§5.2); training goes through ``reparam`` so that the gradient of
-    each table carries the NTP term (Q4). Values are identical up to ~1 ulp.
+    Inference uses the raw output tables (docs/official_quirks.md#logits); training goes through
+    ``reparam`` so that the gradient of each table carries the NTP term (Q4). Values are identical up to
+    ~1 ulp.
     """
     return torch.cat([lm_head, *(reparam(t.to(lm_head.dtype)) for t in coord_out_tables)], dim=0)
 
@@ -144,8 +148,8 @@ def build_targets(labels: torch.Tensor, variables: Mapping[str, Sequence[float]]
     """Sparse official targets of one sample from its labels (L,) and its ``variables`` dict.
 
     The j-th ``<T-OUTPUT>`` placeholder *in label order* takes ``variables[T_output_locations][j]``
-    (reference §13.5 T4: targets count occurrences in the labels). More placeholders than locations is
-    an error, as in the official code; extra locations are ignored.
+    (docs/official_quirks.md#training-objective: targets count occurrences in the labels). More
+    placeholders than locations is an error, as in the official code; extra locations are ignored.
     """
     labels = labels.detach().to("cpu", torch.int64)
     shifted = labels[1:]
@@ -227,7 +231,7 @@ def sample_token_losses(logits_rows: torch.Tensor, targets: SparseTargets) -> to
 
     Same expression for both branches: a hard label is a row with weights (1, 0), for which this equals
     ``F.cross_entropy``. Logits are upcast to fp32 first: the official soft branch keeps bf16 logits
-    (reference §13.5 T3); fp32 is more accurate and identical in the fp32 goldens.
+    (docs/official_quirks.md#training-objective); fp32 is more accurate and identical in the fp32 goldens.
     """
     x = logits_rows if logits_rows.dtype in (torch.float32, torch.float64) else logits_rows.float()
     lse = torch.logsumexp(x, dim=-1, keepdim=True)

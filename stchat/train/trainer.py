@@ -1,6 +1,7 @@
 """Fine-tuning loop: LoRA (official stage-3 defaults) or full fine-tuning, with exact resume.
 
-Defaults follow the official stage 2/3 scripts (reference §6.2): LoRA r 128, alpha 256, dropout 0.05 on
+Defaults follow the official stage 2/3 scripts (docs/official_quirks.md#training-stages): LoRA r 128, alpha
+256, dropout 0.05 on
 q,k,v,o,gate,up,down of every decoder layer; trainable packer, ``embed_tokens`` and the six coordinate
 tables at ``mm_vision_resampler_lr`` (2e-5) and LoRA at ``learning_rate`` (2e-4); AdamW, weight decay 0,
 cosine schedule with 3 % warm-up; per-device batch 2 x accumulation 2; bf16 on GPU; the loss is the
