@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stchat.errors import AnswerError, ModelLoadError, PromptError, StchatError
+from stchat.errors import ModelLoadError, StchatError
 from stchat.ui import handlers, present
-from stchat.ui.config import DEFAULT_HOST, DEFAULT_MODEL, DEFAULT_PORT, parse_config
+from stchat.ui.config import DEFAULT_HOST, DEFAULT_PORT, parse_config
 from stchat.ui.model_holder import ModelHolder, ModelUnavailableError, explain_load_failure
 from stchat.ui.sessions import SessionStore
 
@@ -26,24 +26,6 @@ def _assert_friendly(status: str) -> None:
     assert status.startswith(handlers.FAIL + " ")
     assert "Traceback" not in status and "\n  File " not in status
     assert len(status.splitlines()[0]) < 400
-
-
-# --------------------------------------------------------------------------- frame range
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("", None), (None, None), ("  ", None), ("0, 829", (0, 829)), ("[901, 1221]", (901, 1221)),
-     ("3-7", (3, 7)), ("5 5", (5, 5))],
-)
-def test_parse_frame_range_accepts(text: str | None, expected: tuple[int, int] | None) -> None:
-    assert handlers.parse_frame_range(text) == expected
-
-
-@pytest.mark.parametrize("text", ["abc", "1,2,3", "-1, 5", "9, 3", "1.5, 4"])
-def test_parse_frame_range_refuses(text: str) -> None:
-    with pytest.raises(PromptError):
-        handlers.parse_frame_range(text)
 
 
 # --------------------------------------------------------------------------- bad input → status line
@@ -78,7 +60,7 @@ def test_frame_range_past_the_end(synthetic_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("query", "mode", "task", "decoding", "tokens", "needle"),
-    [("", handlers.GROUNDING, "stvg", "greedy", 64, "empty"),
+    [("", handlers.GROUNDING, "stvg", "greedy", 64, "description of what to find"),
      ("x" * 5000, handlers.GROUNDING, "stvg", "greedy", 64, "characters"),
      ("find", "Telepathy", "stvg", "greedy", 64, "mode"),
      ("find", handlers.GROUNDING, "rec", "greedy", 64, "task"),
@@ -161,33 +143,6 @@ def test_get_starts_a_lazy_load_and_reports_loading() -> None:
 def test_explain_load_failure(exc: BaseException, needle: str) -> None:
     text = explain_load_failure(exc)
     assert needle in text and "\n" not in text
-
-
-# --------------------------------------------------------------------------- answer files
-
-
-def test_read_answer_file_text_and_json(tmp_path: Path) -> None:
-    txt = tmp_path / "a.txt"
-    txt.write_text("{<TEMP-001><TEMP-002>}\n")
-    assert handlers.read_answer_file(txt).strip() == "{<TEMP-001><TEMP-002>}"
-    js = tmp_path / "a.json"
-    js.write_text(json.dumps({"query": "q", "raw_text": "{<TEMP-003><TEMP-004>}", "answer": "other"}))
-    assert handlers.read_answer_file(js) == "{<TEMP-003><TEMP-004>}"
-    assert handlers.read_answer_file(None) == ""
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "needle"),
-    [("bad.json", b"{not json", "not valid JSON"),
-     ("empty.json", b'{"numbers": [1, 2]}', "no answer text"),
-     ("bin.txt", b"\xff\xfe\x00\x81" * 10, "UTF-8"),
-     ("big.txt", b"a" * (handlers.MAX_ANSWER_FILE_BYTES + 1), "larger")],
-)
-def test_read_answer_file_refuses(tmp_path: Path, name: str, content: bytes, needle: str) -> None:
-    p = tmp_path / name
-    p.write_bytes(content)
-    with pytest.raises(AnswerError, match=needle):
-        handlers.read_answer_file(p)
 
 
 # --------------------------------------------------------------------------- sessions and settings
@@ -286,8 +241,10 @@ def test_status_text_is_escaped_and_hides_server_paths() -> None:
 
 def test_config_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STCHAT_MODEL", raising=False)
+    from stchat.model.choice import choose_model
+
     c = parse_config([])
-    assert (c.model, c.host, c.port) == (DEFAULT_MODEL, DEFAULT_HOST, DEFAULT_PORT)
+    assert (c.model, c.host, c.port) == (choose_model(None), DEFAULT_HOST, DEFAULT_PORT)
     monkeypatch.setenv("STCHAT_MODEL", "/models/tiny")
     assert parse_config([]).model == "/models/tiny"
     assert parse_config(["--model", "x", "--host", "0.0.0.0", "--port", "9000"]).port == 9000
@@ -325,13 +282,14 @@ def test_visualise_uploaded_answer_file_renders_the_moment(synthetic_dir: Path, 
     expected_s = (round(e / 99 * (n - 1)) - round(s / 99 * (n - 1)) + 1) / fps
     assert abs(probe(r.clip).duration_s - expected_s) < 2 / fps
     assert abs(probe(r.annotated).duration_s - gt["duration_s"]) < 2 / fps
-    kinds = [row.what for row in r.table]
-    # One box given: it is the model's; every other sampled frame of the segment has a held box.
-    assert kinds[:2] == [present.SEGMENT, present.MODEL_BOX] and set(kinds[2:]) == {present.INTERPOLATED}
+    kinds = [row.kind for row in r.table]
+    assert kinds == [present.SEGMENT, present.MODEL_BOX]  # one box given: the model's, nothing between
     seg = r.table[0]
-    assert seg.last_frame is not None and seg.last_frame > seg.first_frame
-    assert abs((seg.end_s - seg.start_s) - expected_s) < 1e-3
-    assert {p.name for p in r.downloads} == {"clip.mp4", "annotated.mp4", "timing.csv", "timing.json"}
+    assert seg.last_frame > seg.first_frame and abs(seg.duration_s - expected_s) < 1e-3
+    assert present.cells(seg)[4] == f"{seg.first_frame}–{seg.last_frame}"
+    names = {p.name for p in r.downloads}
+    assert {"clip.mp4", "annotated.mp4", "timing.csv", "timing.json", "clip.vtt"} <= names
+    assert r.subtitles is not None and r.subtitles.read_text().startswith("WEBVTT")
     assert seen == sorted(seen) and seen[-1] == 1.0  # the progress bar only moves forward, and finishes
 
 
@@ -346,12 +304,21 @@ def test_svg_answer_without_boxes_does_not_say_found(synthetic_dir: Path, tmp_pa
 
 def test_seconds_span_maps_to_exact_frames() -> None:
     """"1, 3" s at 15 fps is frames 15–44: shown 1.000 → 3.000 s, not one frame early."""
-    from stchat.video.io import probe
+    from stchat.request import TimeSpan, media_context
 
-    video = ASSETS / "ball_left_to_right.mp4"
-    info = probe(video)
-    frames, fractions = handlers.span_frames(str(video), info, None, (1.0, 3.0))
-    assert frames == (15, 44)
-    assert fractions == (round(15 / 119, 3), round(44 / 119, 3))
-    with pytest.raises(PromptError, match="after the video ends"):
-        handlers.span_frames(str(video), info, None, (9.0, 10.0))
+    ctx = media_context(str(ASSETS / "ball_left_to_right.mp4"), None)
+    assert ctx.timeline is not None
+    assert handlers.span_frames(ctx.timeline, TimeSpan(1.0, 3.0, "s")) == (15, 44)
+    assert handlers.span_frames(ctx.timeline, TimeSpan(0.0, 8.0, "s")) == (0, 119)
+
+
+def test_interpolated_boxes_are_marked(synthetic_dir: Path, tmp_path: Path) -> None:
+    """Two boxes far apart: both are the model's; the boxes drawn between them are marked interpolated."""
+    answer = ("{<TEMP-020><TEMP-070>} <TEMP-020>: [<WIDTH-010><HEIGHT-010><WIDTH-020><HEIGHT-020>], "
+              "<TEMP-070>: [<WIDTH-060><HEIGHT-010><WIDTH-070><HEIGHT-020>]")
+    r = handlers.visualise_answer(str(synthetic_dir / SYN_A), answer, None, "stvg", "", tmp_path)
+    assert r.ok, r.status
+    kinds = [row.kind for row in r.table]
+    assert kinds.count(present.MODEL_BOX) == 2 and kinds.count(present.INTERPOLATED) >= 10
+    xs = [row.box_px[0] for row in r.table[1:]]
+    assert xs == sorted(xs), "interpolated boxes lie between the model's, in time order"

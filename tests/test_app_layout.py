@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from stchat.tasks import video_tasks
 from stchat.ui import handlers, present
 from stchat.ui.config import AppConfig
 from stchat.ui.model_holder import ModelHolder
@@ -35,10 +36,12 @@ def test_to_outputs_orders_values_like_the_panel(tmp_path: Path) -> None:
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"x")
-    row = present.TableRow(present.SEGMENT, 1.0, 3.0, 15, 44)
+    from stchat.timing import TableRow
+
+    row = TableRow(present.SEGMENT, 1.0, 3.0, 2.0, 15, 44)
     r = handlers.RunResult("✔ Found <i>", clip, None, [row], "raw", "norm", [clip])
     status, c, a, table, raw, norm, files = to_outputs(r)
-    assert (status, c, a, raw, norm) == ("✔ Found &lt;i&gt;", str(clip), None, "raw", "norm")
+    assert (status, c, a, raw, norm) == ("✔ Found &lt;i&gt;", (str(clip), None), None, "raw", "norm")
     assert table["data"] == [["segment", "1.000", "3.000", "2.000", "15–44", ""]] and files == [str(clip)]
     empty = to_outputs(handlers.RunResult("✖ no video"))
     assert empty[1:3] == [None, None] and empty[6] is None
@@ -52,4 +55,4 @@ def test_examples_are_plain_descriptions_with_visible_options() -> None:
 
     for e in load_examples(ASSETS_DIR):
         assert len(e["description"]) < 80 and "Please" not in e["description"], e["description"]
-        assert e["task"] in handlers.VIDEO_TASKS
+        assert e["task"] in video_tasks()

@@ -54,7 +54,7 @@ def test_tr_cuts_the_asked_span_exactly(holder: ModelHolder, tmp_path: Path) -> 
     assert r.ok, r.status
     assert r.clip is not None and r.annotated is None  # the clip is the product; the full video is opt-in
     seg = r.table[0]
-    assert seg.cells()[:5] == [present.SEGMENT, "1.000", "3.000", "2.000", "15–44"]
+    assert present.cells(seg)[:5] == [present.SEGMENT, "1.000", "3.000", "2.000", "15–44"]
     assert abs(probe(r.clip).duration_s - 2.0) < 1.5 / 15
     assert "span you asked about" in r.status
 

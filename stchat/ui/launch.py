@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     holder, store = prepare(config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
-    from stchat.ui.layout import CSS, build_app, theme  # imports Gradio: after prepare() set its temp dir
+    from starlette.middleware import Middleware
+
+    from stchat.ui.guard import SessionGuard
+    from stchat.ui.layout import CSS, JS, build_app, theme  # imports Gradio: after prepare() set its temp dir
 
     demo = build_app(config, holder, store)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             footer_links=[],
             theme=theme(),
             css=CSS,
+            js=JS,
+            app_kwargs={"middleware": [Middleware(SessionGuard)]},
         )
     except OSError as exc:  # port taken, address not available
         print(f"stchat app: error: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)

@@ -12,6 +12,9 @@ from typing import Any
 
 import gradio as gr
 
+from stchat.errors import StchatError
+from stchat.request import LIMITS
+from stchat.tasks import span_tasks
 from stchat.ui import handlers, present
 from stchat.ui.config import AppConfig
 from stchat.ui.model_holder import ModelHolder
@@ -37,6 +40,21 @@ CSS = """
   .stchat-table th, .stchat-table th *, .stchat-table .body-cell, .stchat-table .body-cell * {
     font-size: 10.5px !important; padding: 1px !important; word-break: normal !important;
     overflow-wrap: anywhere; line-height: 1.25 !important; }
+}
+"""
+
+
+# Gradio wraps each text box in a <label> that also holds its Copy button, so the box's accessible name
+# becomes "Copy Model answer". Give every text box its own label text as its name, also for boxes that
+# appear later (other tab, re-render).
+JS = """
+() => {
+  const name = () => document.querySelectorAll('textarea:not([aria-label])').forEach(t => {
+    const info = t.closest('label')?.querySelector('[data-testid=block-info]');
+    if (info && info.textContent.trim()) t.setAttribute('aria-label', info.textContent.trim());
+  });
+  name();
+  new MutationObserver(name).observe(document.body, {childList: true, subtree: true});
 }
 """
 
@@ -101,7 +119,7 @@ def to_outputs(result: handlers.RunResult) -> list[Any]:
     """A RunResult as values for :func:`_output_panel`'s components."""
     return [
         present.status_html(result.status),
-        str(result.clip) if result.clip else None,
+        (str(result.clip), str(result.subtitles) if result.subtitles else None) if result.clip else None,
         str(result.annotated) if result.annotated else None,
         present.table_value(result.table),
         result.raw_answer,
@@ -159,7 +177,7 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
         flag = cancels.fresh(session)
         try:
             run_dir = store.new_run_dir(session)
-        except handlers.StchatError as exc:
+        except StchatError as exc:
             return to_outputs(handlers.RunResult(f"{handlers.FAIL} {exc}"))
         return to_outputs(handlers.run_model(holder, video, query, mode, task, frange, decoding,
                                              max_new_tokens, run_dir, progress_of(progress), span,
@@ -175,7 +193,7 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
         track(session, video)
         try:
             run_dir = store.new_run_dir(session)
-        except handlers.StchatError as exc:
+        except StchatError as exc:
             return to_outputs(handlers.RunResult(f"{handlers.FAIL} {exc}"))
         return to_outputs(handlers.visualise_answer(video, answer, answer_file, task, frange, run_dir,
                                                     progress_of(progress), full=full))
@@ -188,11 +206,11 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
 
     def on_mode_change(new_mode: str) -> list[Any]:
         grounding = new_mode == handlers.GROUNDING
-        return [gr.Column(visible=grounding)] * 4 + [
+        return [gr.Column(visible=grounding)] * 5 + [
             gr.Textbox(placeholder=handlers.PLACEHOLDERS[new_mode], info=handlers.HINTS[new_mode])]
 
     def on_task(task: str) -> Any:
-        return gr.Textbox(visible=task in handlers.SPAN_TASKS)
+        return gr.Textbox(visible=task in span_tasks())
 
     def on_full(full: bool) -> list[Any]:
         return [gr.Column(visible=full), gr.Column(visible=full)]
@@ -231,17 +249,19 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
                                            placeholder=handlers.PLACEHOLDERS[handlers.GROUNDING],
                                            info=handlers.HINTS[handlers.GROUNDING], submit_btn=False)
                         with gr.Column(visible=True) as task_box:
-                            task = gr.Dropdown([(handlers.TASK_LABELS[t], t) for t in handlers.VIDEO_TASKS],
+                            task = gr.Dropdown(handlers.task_choices(),
                                                value="stvg", label="What to find", elem_id="task")
                             span = gr.Textbox(label="Time span (s): start, end", placeholder="e.g. 2, 7",
                                               elem_id="time-span", visible=False)
-                        with gr.Accordion("Advanced options", open=False):
+                        with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
                             frange = gr.Textbox(label="Frame range (first, last; empty = whole video)",
                                                 placeholder="e.g. 0, 829", elem_id="frame-range")
                             decoding = gr.Radio(list(handlers.DECODINGS), value="greedy", label="Decoding",
                                                 info="official = the official demo's sampling at "
                                                      "temperature 0.01 (not reproducible run to run)")
-                            max_new = gr.Slider(16, 2048, value=1024, step=16, label="Max new tokens",
+                            max_new = gr.Slider(16, LIMITS.slider_max_new_tokens,
+                                                value=LIMITS.default_max_new_tokens,
+                                                step=16, label="Max new tokens",
                                                 elem_id="max-new-tokens")
                             with gr.Column(visible=True) as full_box:
                                 full = gr.Checkbox(False, label="Also make the full annotated video (slower)",
@@ -267,7 +287,7 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
                                                             "[<WIDTH-002><HEIGHT-040><WIDTH-014><HEIGHT-059>]")
                         vis_file = gr.File(label="…or an answer file (.txt / .json)",
                                            file_types=[".txt", ".json"], elem_id="vis-file")
-                        vis_task = gr.Dropdown([(handlers.TASK_LABELS[t], t) for t in handlers.VIDEO_TASKS],
+                        vis_task = gr.Dropdown(handlers.task_choices(),
                                                value="stvg", label="Task of the answer", elem_id="vis-task")
                         vis_range = gr.Textbox(label="Frame range the answer refers to (empty = whole video)",
                                                placeholder="e.g. 0, 829")

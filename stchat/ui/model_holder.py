@@ -45,19 +45,27 @@ class ModelStatus:
 
 
 def display_name(model: str) -> str:
-    """A hub id as is; a local folder by its own name only (visitors need not see server paths)."""
+    """``demo``, a hub id as is, or a local folder by its own name only (visitors need not see server
+    paths)."""
+    try:
+        from stchat.model.choice import is_demo_model
+    except ImportError:  # older checkouts
+        return Path(model).name
+    if is_demo_model(model):
+        return "demo"
     p = Path(model)
     return p.name if (p.is_absolute() or model.startswith(".")) else model
 
 
 def model_purpose(model: str) -> str:
-    """What the running model is for, from the one place that chooses models (when it exists)."""
+    """What the running model is for, from the one place that chooses models; no server paths."""
+    from stchat.ui.present import hide_paths
+
     try:
-        from stchat.model import choice
+        from stchat.model.choice import describe_model
     except ImportError:  # older checkouts: no description to show
         return ""
-    describe = getattr(choice, "describe_model", None)
-    return str(describe(model)) if callable(describe) else ""
+    return hide_paths(describe_model(model))
 
 
 def default_loader(model: str, **load_kwargs: Any) -> Loader:

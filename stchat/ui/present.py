@@ -9,64 +9,58 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Fixed order, empty or filled: a user (and a screen reader) meets the same columns every time.
 TABLE_COLUMNS = ("what", "start", "end", "duration", "frames", "box (px)")
 # Shares of the width, so all six columns stay on screen at phone width (400 px).
 COLUMN_WIDTHS = ["21%", "12%", "12%", "18%", "14%", "23%"]
-SEGMENT = "segment"
-MODEL_BOX = "model box"  # a box the model itself gave, at one of the 100 sampled frames
-INTERPOLATED = "interpolated"  # a sampled frame inside the segment where the drawn box is interpolated
+OK = "✔"  # status marks: plain symbols (not colour emoji) so they render with any system font
+FAIL = "✖"
+WARN = "⚠"
+
+
+@dataclass
+class RunResult:
+    """Everything the page shows after a run; ``None`` outputs clear the matching component."""
+
+    status: str
+    clip: Path | None = None
+    annotated: Path | None = None
+    table: list[Any] = field(default_factory=list)  # stchat.timing.TableRow, as the renderer made them
+    raw_answer: str = ""
+    normalised_answer: str = ""
+    downloads: list[Path] = field(default_factory=list)
+    subtitles: Path | None = None  # WebVTT of the found moment on the clip's clock, for the clip player
+
+    @property
+    def ok(self) -> bool:
+        return not self.status.startswith(FAIL)
+
+
+SEGMENT, MODEL_BOX, INTERPOLATED = "segment", "model box", "interpolated"  # as stchat.timing writes them
 TABLE_NOTE = (
-    "Times in seconds. “model box” rows are the boxes the model gave; “interpolated” rows are sampled "
-    "frames where the drawn box is interpolated between them; box (px) is x1, y1, x2, y2. The segment's "
-    "end is when its last frame stops showing."
+    "Times in seconds. “model box” rows are the boxes the model gave; “interpolated” rows show the box "
+    "the clip draws between them; box (px) is x1, y1, x2, y2. The segment's end is when its last frame "
+    "stops showing. Every frame's box is in boxes_mot.csv / boxes_coco.json under Downloads."
 )
 
 
-@dataclass(frozen=True)
-class TableRow:
-    what: str
-    start_s: float
-    end_s: float | None
-    first_frame: int
-    last_frame: int | None = None
-    box_px: tuple[int, int, int, int] | None = None
-
-    def cells(self) -> list[str]:
-        duration = "" if self.end_s is None else f"{self.end_s - self.start_s:.3f}"
-        frames = str(self.first_frame) if self.last_frame is None else f"{self.first_frame}–{self.last_frame}"
-        box = "" if self.box_px is None else ", ".join(str(int(v)) for v in self.box_px)
-        end = "" if self.end_s is None else f"{self.end_s:.3f}"
-        return [self.what, f"{self.start_s:.3f}", end, duration, frames, box]
+def cells(row: Any) -> list[str]:
+    """A :class:`stchat.timing.TableRow` as the page's cells: seconds to the millisecond, compact frames."""
+    segment = row.kind == SEGMENT
+    first, last = row.first_frame, row.last_frame
+    frames = str(first) if last == first else f"{first}–{last}"
+    box = "" if row.box_px is None else ", ".join(str(int(v)) for v in row.box_px)
+    end = f"{row.end_s:.3f}" if segment else ""
+    duration = f"{row.duration_s:.3f}" if segment else ""
+    return [row.kind, f"{row.start_s:.3f}", end, duration, frames, box]
 
 
-def table_rows(mapped: Any) -> list[TableRow]:
-    """The segment, then every sampled frame inside it: the model's boxes and the interpolated ones.
-
-    ``mapped`` is a :class:`stchat.mapping.MappedAnswer`; sampled frames are the 100 the model saw, so
-    an answer that skips some of them shows where the drawing fills in.
-    """
-    fm = mapped.frame_map
-    rows = [TableRow(SEGMENT, mapped.start_s, mapped.end_s, mapped.first_frame, mapped.last_frame)]
-    keyed = {k.frame: k for k in mapped.keyframes}
-    if not keyed:
-        return rows
-    track = mapped.box_track()
-    for frame in sorted(set(fm.indices) | set(keyed)):
-        if frame in keyed:
-            k = keyed[frame]
-            rows.append(TableRow(MODEL_BOX, k.time_s, None, frame, None, tuple(k.box_px)))
-        elif mapped.first_frame <= frame <= mapped.last_frame and frame in track:
-            box = tuple(int(round(v)) for v in track[frame])
-            rows.append(TableRow(INTERPOLATED, fm.seconds(frame), None, frame, None, box))  # type: ignore[arg-type]
-    return rows
-
-
-def table_value(rows: Sequence[TableRow]) -> dict[str, Any]:
-    return {"headers": list(TABLE_COLUMNS), "data": [r.cells() for r in rows]}
+def table_value(rows: Sequence[Any]) -> dict[str, Any]:
+    return {"headers": list(TABLE_COLUMNS), "data": [cells(r) for r in rows]}
 
 
 def empty_table() -> dict[str, Any]:
@@ -94,3 +88,27 @@ def status_html(text: str) -> str:
     """A status line as escaped HTML: a file named like a link or ``**bold**`` stays plain text."""
     lines = hide_paths(text).strip().split("\n")
     return "<br>".join(html.escape(line) for line in lines if line.strip())
+
+
+def with_notes(status: str, notes: list[str]) -> str:
+    return status + "".join(f"\n{WARN} {n}" for n in dict.fromkeys(notes))
+
+
+def shown(outputs: Any, notes: list[str], raw: str, normalised: str) -> RunResult:
+    """What the page shows of a render: the renderer's typed rows and files, and one status line."""
+    from stchat.tasks import get_task
+    from stchat.timing import table_rows
+
+    m = outputs.mapped
+    moment = (f"{m.start_s:.3f} → {m.end_s:.3f} s ({m.duration_s:.3f} s), "
+              f"frames {m.first_frame}–{m.last_frame}")
+    n, spec = len(m.keyframes), get_task(m.task)
+    if n == 0 and spec.needs_span and "boxes" in spec.draws:  # svg: the span was given; no box = nothing
+        status = f"{FAIL} No boxes in the answer: the model did not locate anything in {moment}."
+    else:
+        status = f"{OK} Found {moment}" + (f", {n} model box{'es' if n != 1 else ''}." if n else ".")
+    # Every few frames between the model's boxes, the interpolated box the clip draws (marked as such).
+    step = max(1, (m.last_frame - m.first_frame + 1) // 30) if n else 0
+    table = table_rows(m, interpolated_every=step) if n > 1 else outputs.table
+    return RunResult(with_notes(status, [*notes, *outputs.warnings]), outputs.clip, outputs.annotated, table,
+                     raw, normalised, list(outputs.files), outputs.exports.get("clip.vtt"))
