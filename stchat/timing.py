@@ -110,10 +110,14 @@ def write_csv(rows: list[TimingRow], path: str | Path) -> None:
             writer.writerow({k: ("" if v is None else v) for k, v in row.flat().items()})
 
 
-def to_json(rows: list[TimingRow], mapped: MappedAnswer) -> dict[str, object]:
+def to_json(
+    rows: list[TimingRow], mapped: MappedAnswer, warnings: list[str] | None = None
+) -> dict[str, object]:
     seg = rows[0]
     fm = mapped.frame_map
     return {
+        # e.g. a truncated video: the times below refer to the part that could be read
+        "warnings": list(warnings or []),
         "task": mapped.task,
         "start_s": seg.time_s,
         "end_s": seg.end_s,
@@ -142,5 +146,73 @@ def to_json(rows: list[TimingRow], mapped: MappedAnswer) -> dict[str, object]:
     }
 
 
-def write_json(rows: list[TimingRow], mapped: MappedAnswer, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_json(rows, mapped), indent=2) + "\n", encoding="utf-8")
+def write_json(
+    rows: list[TimingRow], mapped: MappedAnswer, path: str | Path, warnings: list[str] | None = None
+) -> None:
+    Path(path).write_text(json.dumps(to_json(rows, mapped, warnings), indent=2) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- rows for a page's table
+
+TABLE_COLUMNS = ("what", "start", "end", "duration", "first frame", "last frame", "box (x1, y1, x2, y2) px")
+KIND_SEGMENT = "segment"
+KIND_MODEL = "model box"
+KIND_INTERPOLATED = "interpolated"
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row a page shows as is: the segment, a box the model gave, or an interpolated box.
+
+    Times are seconds on the source clock; ``end_s`` is exclusive (when the last frame stops showing), so
+    ``duration_s = end_s - start_s``; frames are inclusive source indices.
+    """
+
+    kind: str  # KIND_SEGMENT / KIND_MODEL / KIND_INTERPOLATED
+    start_s: float
+    end_s: float
+    duration_s: float
+    first_frame: int
+    last_frame: int
+    box_px: tuple[int, int, int, int] | None = None
+
+    @property
+    def interpolated(self) -> bool:
+        return self.kind == KIND_INTERPOLATED
+
+    def cells(self) -> list[object]:
+        """Display values in :data:`TABLE_COLUMNS` order (times as ``HH:MM:SS.mmm``)."""
+        box = "" if self.box_px is None else ", ".join(str(v) for v in self.box_px)
+        return [
+            self.kind, format_timestamp(self.start_s), format_timestamp(self.end_s),
+            format_timestamp(self.duration_s), self.first_frame, self.last_frame, box,
+        ]
+
+
+def table_rows(mapped: MappedAnswer, interpolated_every: int = 0) -> list[TableRow]:
+    """The segment row, then a row per box the model gave, in time order.
+
+    ``interpolated_every=n`` adds the interpolated box of every n-th clip frame between them (marked
+    ``interpolated``); 0 adds none (the per-frame boxes are in the exports).
+    """
+    fm = mapped.frame_map
+    rows = [
+        TableRow(KIND_SEGMENT, mapped.start_s, mapped.end_s, mapped.duration_s,
+                 mapped.first_frame, mapped.last_frame)
+    ]
+    boxes: list[TableRow] = []
+    for k in mapped.keyframes:
+        end = fm.end_seconds(k.frame)
+        dur = round(end - k.time_s, 3)
+        boxes.append(TableRow(KIND_MODEL, k.time_s, end, dur, k.frame, k.frame, k.box_px))
+    if interpolated_every > 0:
+        keys = {k.frame for k in mapped.keyframes}
+        track = mapped.box_track()
+        for f in range(mapped.first_frame, mapped.last_frame + 1, interpolated_every):
+            if f in keys or f not in track:
+                continue
+            t, end = fm.seconds(f), fm.end_seconds(f)
+            px = tuple(round(v) for v in track[f])
+            boxes.append(TableRow(KIND_INTERPOLATED, t, end, round(end - t, 3), f, f, px))  # type: ignore[arg-type]
+    boxes.sort(key=lambda r: (r.first_frame, r.kind != KIND_MODEL))
+    return rows + boxes

@@ -33,10 +33,11 @@ def test_render_token_answer(tmp_path, capsys):
         "<TEMP-080>: [<WIDTH-040><HEIGHT-050><WIDTH-090><HEIGHT-090>]"
     )
     rc = main(
-        ["render", str(clip_path(NAME)), "--answer", answer, "--out", str(tmp_path), "--query", "orange?"]
+        ["render", str(clip_path(NAME)), "--answer", answer, "--out", str(tmp_path), "--query", "orange?",
+         "--full"]
     )
     assert rc == 0
-    for f in ("clip.mp4", "annotated.mp4", "timing.csv", "timing.json"):
+    for f in ("clip.mp4", "annotated.mp4", "timing.csv", "timing.json", "segment.vtt", "boxes_mot.csv"):
         assert (tmp_path / f).stat().st_size > 0
     timing = json.loads((tmp_path / "timing.json").read_text())
     assert [k["sample_index"] for k in timing["keyframes"]] == [30, 80]
@@ -80,7 +81,6 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     cases = [
         ["probe", str(empty)],
         ["probe", str(tmp_path / "missing.mp4")],
-        ["render", str(clip_path(NAME)), "--answer", "no coordinates here", "--out", str(tmp_path / "x")],
         [
             "render",
             str(clip_path(NAME)),
@@ -100,3 +100,9 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("stchat: error:"), r.stderr
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+    # An answer that parses but holds nothing to draw is not bad input: exit 1, one line saying so.
+    out_x = str(tmp_path / "x")
+    r = _run(["render", str(clip_path(NAME)), "--answer", "no coordinates here", "--out", out_x])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "nothing to draw" in lines[0], r.stderr
+    assert not (tmp_path / "x").exists()

@@ -25,6 +25,7 @@ from test_video_support import (
 )
 
 from stchat.clip import cut_seconds
+from stchat.exports import EXPORT_FILES
 from stchat.pipeline import render_answer
 from stchat.video.io import iter_frames, probe, read_frames
 
@@ -88,7 +89,8 @@ def _check_render(name, tmp_path, write_annotated):
         assert ainfo.frame_count == meta["n_frames"]
         assert abs(ainfo.duration_s - meta["duration_s"]) <= 1 / fps + 1e-3
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["clip.mp4", "timing.csv", "timing.json"] + (["annotated.mp4"] if write_annotated else [])
+        ["clip.mp4", "timing.csv", "timing.json", *EXPORT_FILES]
+        + (["annotated.mp4"] if write_annotated else [])
     )
 
 

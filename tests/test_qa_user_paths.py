@@ -22,8 +22,9 @@ from PIL import Image
 from test_video_support import clip_path
 
 from stchat.chat import _decoding_kwargs
-from stchat.media import load_sampled as load_media
 from stchat.errors import AnswerError, PromptError, StchatError, VideoError
+from stchat.exports import EXPORT_FILES
+from stchat.media import load_sampled as load_media
 from stchat.pipeline import OutputError, prepare_out_dir, render_answer
 from stchat.processing.image import preprocess, to_rgb
 from stchat.render import LabelAnnotator, Renderer, strip_height
@@ -102,7 +103,7 @@ def test_existing_non_empty_out_keeps_unrelated_files(small: Path, tmp_path: Pat
     (out / "notes.md").write_text("keep")
     res = render_answer(small, ANSWER, out_dir=out, write_annotated=False)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["clip.mp4", "notes.md", "timing.csv", "timing.json"]
+    assert names == sorted(["clip.mp4", "notes.md", "timing.csv", "timing.json", *EXPORT_FILES])
     assert probe(res.clip).frame_count == res.rows[0].last_frame - res.rows[0].frame + 1
 
 
@@ -163,7 +164,7 @@ def test_ctrl_c_leaves_no_half_written_outputs(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     names = sorted(p.name for p in out.iterdir())
     if proc.returncode == 0:  # finished before the signal landed: then the whole set is there
-        assert names == ["annotated.mp4", "clip.mp4", "mine.txt", "timing.csv", "timing.json"]
+        assert names == sorted(["clip.mp4", "mine.txt", "timing.csv", "timing.json", *EXPORT_FILES])
     else:
         assert proc.returncode == 130 and err.strip() == "stchat: interrupted", err
         assert names == ["mine.txt"]

@@ -35,6 +35,27 @@ class VideoInfo:
     start_time_s: float  # presentation time of frame 0 on the file clock
     vfr: bool
     sample_aspect_ratio: Fraction | None
+    # What the header claims, next to what can be read (duration_s, frame_count). They differ for a cut-off
+    # download or a damaged file; ``truncated`` is then True and :meth:`warning` says so in one line.
+    declared_duration_s: float | None = None
+    declared_frame_count: int | None = None
+    truncated: bool = False
+
+    def warning(self) -> str | None:
+        """One line for a damaged/truncated file (what is readable), else None."""
+        if not self.truncated:
+            return None
+        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        claims = []
+        if self.declared_duration_s is not None:
+            claims.append(f"{self.declared_duration_s:.1f} s")
+        if self.declared_frame_count:
+            claims.append(f"{self.declared_frame_count} frames")
+        said = f"its header says {', '.join(claims)} but " if claims else ""
+        return (
+            f"{name} is damaged or truncated: {said}only {self.duration_s:.1f} s ({self.frame_count} frames)"
+            " can be read; times refer to the readable part"
+        )
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)

@@ -1,7 +1,8 @@
 """Video probing and frame-accurate reading with PyAV (FFmpeg), in displayed orientation.
 
 Frame index ``i`` means the ``i``-th frame in presentation order among the frames the demuxer delivers --
-the same numbering decord (the official reader, reference §4.1) uses. Its time is the frame's own
+the same numbering decord (the official reader, docs/official_quirks.md#frame-sampling) uses. Its time is the
+frame's own
 presentation timestamp, measured on the *file clock* (seconds from the container's start, which is what a
 player shows), so it is exact for variable frame rates and for streams that start late (two official
 demo clips start their video at 0.033 s while their audio starts at 0).
@@ -68,6 +69,8 @@ class _Index:
     time_base: Fraction
     clock_origin: Fraction  # container start in seconds: frame time = pts * tb - origin
     seekable: bool  # False: timestamps missing/duplicated, read by counting decoded frames
+    declared_frames: int  # what the header says (0: it does not say)
+    damaged: bool  # packets were missing, cut off or unreadable
 
 
 def _fail(path: Path, what: str) -> VideoError:
@@ -129,6 +132,9 @@ def _index_cached(key: tuple[str, int, int]) -> _Index:
             for packet in container.demux(vs):
                 if packet.size == 0 or packet.is_discard:
                     continue
+                if packet.is_corrupt:  # cut off by the end of a truncated file: not decodable
+                    truncated = True
+                    continue
                 pts.append(packet.pts)
                 if packet.is_keyframe and packet.pts is not None:
                     keys.append((packet.pts, packet.dts if packet.dts is not None else packet.pts))
@@ -151,6 +157,8 @@ def _index_cached(key: tuple[str, int, int]) -> _Index:
         time_base=Fraction(tb),
         clock_origin=origin,
         seekable=seekable,
+        declared_frames=declared,
+        damaged=truncated or (declared > 0 and len(arr) < declared),
     )
 
 
@@ -245,12 +253,17 @@ def probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) ->
         fps = Fraction(1)
     frame_dur = float(1 / fps) if fps else 0.0
     video_end = float(times[-1]) + frame_dur
-    duration = container_duration / 1_000_000 if container_duration else video_end
+    declared_s = container_duration / 1_000_000 if container_duration else None
+    duration = declared_s if declared_s is not None else video_end
+    truncated = idx.damaged
     if duration > video_end + max(_HEADER_SLACK_S, 0.01 * video_end):
         # The header claims far more than the frames hold (a forged or stale duration field, a cut-off
         # download): the frames are the truth. Otherwise a 2 s clip "lasting" 5 h would be refused by
         # the duration limit and drawn as a sliver on the timeline.
         duration = video_end
+        truncated = True
+    elif truncated:
+        duration = min(duration, video_end)  # a damaged file lasts as long as what can be read of it
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
     info = VideoInfo(
         path=str(p),
@@ -272,6 +285,9 @@ def probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) ->
         start_time_s=round(float(times[0]), 6),
         vfr=vfr,
         sample_aspect_ratio=Fraction(sar) if sar else None,
+        declared_duration_s=None if declared_s is None else round(float(declared_s), 6),
+        declared_frame_count=idx.declared_frames or None,
+        truncated=truncated,
     )
     _check_limits(p, info, limits)
     return info
@@ -426,8 +442,8 @@ class _SeekingDecoder:
                 if self._drop_until is not None and pts >= self._drop_until:
                     self._drop_until = None
                 self._sent_key = pts
-            if self._drop_until is not None and packet.size:
-                continue
+            if (self._drop_until is not None or packet.is_corrupt) and packet.size:
+                continue  # not needed; or cut off by a truncated file's end (it would fail the decoder)
             if self._skip_ok:
                 self._set_skip("NONREF" if pts is not None and pts not in self._wanted_pts else "DEFAULT")
             for frame in self._ctx.decode(packet):
