@@ -22,8 +22,8 @@ from PIL import Image
 from stchat.errors import VideoError
 from stchat.processing.image import IMAGE_SIZE, load_image, preprocess
 from stchat.request import IMAGE_SUFFIXES, check_split
-from stchat.video import io as video_io
 from stchat.video.info import VideoInfo
+from stchat.video.readers import get_reader
 from stchat.video.sampling import official_frame_indices
 
 Media = str | Path | np.ndarray | Image.Image
@@ -105,10 +105,11 @@ def load_sampled(media: Media, split: Sequence[int] | None = None, fps: float | 
         path = Path(media)
         if not path.is_file():
             raise VideoError(f"video not found: {path}" if not path.exists() else f"not a file: {path}")
-        info = video_io.probe(path)
+        reader = get_reader()  # PyAV unless $STCHAT_VIDEO_READER names another (pixel-identical) backend
+        info = reader.probe(path)
         idx = _indices(info.frame_count, split)
-        frames = video_io.iter_frames(path, idx, rotation=info.rotation)
-        all_times = video_io.frame_times(path)
+        frames = reader.iter_frames(path, idx, rotation=info.rotation)
+        all_times = reader.frame_times(path)
         times = [float(all_times[i]) for i in idx]
     pixels, size, decode_s = _preprocess_sampled(frames, idx)
     first, last = (split[0], split[1]) if split is not None else (0, max(idx))

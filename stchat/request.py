@@ -27,8 +27,8 @@ from stchat.errors import AnswerError, PromptError, VideoError
 from stchat.processing.prompt import MAX_QUERY_CHARS, MAX_QUERY_TOKENS
 from stchat.processing.tasks import compose_query
 from stchat.tasks import TaskSpec, get_task, span_tasks
-from stchat.video import io as video_io
 from stchat.video.info import VideoInfo
+from stchat.video.readers import get_reader
 from stchat.video.sampling import resolve_split
 
 DECODINGS = ("greedy", "official")
@@ -233,9 +233,10 @@ def media_context(media: Any, split: Sequence[int] | None, fps: float | None = N
         raise VideoError(f"video not found: {path}" if not path.exists() else f"not a file: {path}")
     if path.suffix.lower() == ".npy":
         return MediaContext(None, None)
-    info = video_io.probe(path)
+    reader = get_reader()
+    info = reader.probe(path)
     first, last = _range(info.frame_count, split)
-    timeline = Timeline(video_io.frame_times(path), first, last, info.duration_s)
+    timeline = Timeline(reader.frame_times(path), first, last, info.duration_s)
     return MediaContext(timeline, (info.width, info.height), info)
 
 
