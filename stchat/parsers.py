@@ -178,8 +178,7 @@ def _check_st_boxes(fields: Fields, warnings: list[str]) -> Fields:
 
 def parse_stvg(text: str, warnings: list[str]) -> Fields:
     fields = _st_fields(text, warnings)
-    if fields["span"] is None:
-        warnings.append("no {start, end} span found")
+    _required(fields["span"], warnings, "no {start, end} span found")
     return _check_st_boxes(fields, warnings)
 
 
@@ -200,11 +199,14 @@ def parse_elc(text: str, warnings: list[str]) -> Fields:
     return _check_st_boxes(fields, warnings)
 
 
+def _required(value: Any, warnings: list[str], missing: str) -> Any:
+    if value is None:
+        warnings.append(missing)
+    return value
+
+
 def parse_tvg(text: str, warnings: list[str]) -> Fields:
-    span = _first_span(text, warnings)
-    if span is None:
-        warnings.append("no {start, end} span found")
-    return {"span": span}
+    return {"span": _required(_first_span(text, warnings), warnings, "no {start, end} span found")}
 
 
 def parse_tr(text: str, warnings: list[str]) -> Fields:
@@ -212,10 +214,7 @@ def parse_tr(text: str, warnings: list[str]) -> Fields:
 
 
 def parse_rec(text: str, warnings: list[str]) -> Fields:
-    box = _first_box(text, warnings)
-    if box is None:
-        warnings.append("no [x1, y1, x2, y2] box found")
-    return {"box": box}
+    return {"box": _required(_first_box(text, warnings), warnings, "no [x1, y1, x2, y2] box found")}
 
 
 def parse_reg(text: str, warnings: list[str]) -> Fields:

@@ -87,13 +87,8 @@ class TimeSpan:
     @classmethod
     def parse_text(cls, text: str | None, unit: str = "s") -> TimeSpan | None:
         """``""`` -> None; ``"2, 7"``, ``"[2, 7]"``, ``"2-7"``, ``"2 7"`` in ``unit`` (the app: seconds)."""
-        text = (text or "").strip()
-        if not text:
-            return None
-        pair = _parse_pair(text, r"\d+(?:\.\d+)?")
-        if pair is None:
-            raise PromptError(f"time span {text!r} not understood: write it as start, end (e.g. 2, 7)")
-        return cls(float(pair[0]), float(pair[1]), unit)
+        pair = _typed_pair(text, r"\d+(?:\.\d+)?", "time span", "start, end (e.g. 2, 7)")
+        return None if pair is None else cls(float(pair[0]), float(pair[1]), unit)
 
     def text(self) -> str:
         suffix = " s" if self.unit == "s" else ""
@@ -139,19 +134,22 @@ def parse_region(values: Sequence[str | float]) -> tuple[tuple[float, ...], str]
         raise PromptError(f"region {' '.join(map(str, values))!r} not understood") from None
 
 
-def _parse_pair(text: str, number: str) -> tuple[str, str] | None:
+def _typed_pair(text: str | None, number: str, what: str, form: str) -> tuple[str, str] | None:
+    """Two numbers typed ``a, b``, ``[a, b]``, ``a-b`` or ``a b``; None for empty text."""
+    text = (text or "").strip()
+    if not text:
+        return None
     m = re.fullmatch(rf"\[?\s*({number})\s*(?:,|-|\s)\s*({number})\s*\]?", text)
-    return None if m is None else (m.group(1), m.group(2))
+    if m is None:
+        raise PromptError(f"{what} {text!r} not understood: write it as {form}")
+    return m.group(1), m.group(2)
 
 
 def parse_frame_range(text: str | None) -> tuple[int, int] | None:
     """``""`` -> whole video; ``"0, 829"``, ``"[0, 829]"`` or ``"0-829"`` -> inclusive frame range."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    pair = _parse_pair(text, r"\d+")
+    pair = _typed_pair(text, r"\d+", "frame range", "first, last (e.g. 0, 829)")
     if pair is None:
-        raise PromptError(f"frame range {text!r} not understood: write it as first, last (e.g. 0, 829)")
+        return None
     first, last = int(pair[0]), int(pair[1])
     if last < first:
         raise PromptError(f"frame range [{first}, {last}]: the last frame comes before the first")
