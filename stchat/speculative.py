@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from stchat.errors import PromptError
@@ -76,19 +77,18 @@ class GrammarDrafter:
         return k // NUM_BINS if 0 <= k < 3 * NUM_BINS else -1
 
     def _entry_starts(self, seq: Sequence[int], want: int) -> list[int]:
-        """Up to ``want`` latest entry starts, newest first (a backward scan, stopping early)."""
-        out: list[int] = []
-        next_coord = -1  # kind of the nearest coordinate token after the scan position
-        for i in range(len(seq) - 1, -1, -1):
-            k = self._kind(seq[i])
-            if k < 0:
-                continue
-            if k == _T and next_coord in (_H, _W):
-                out.append(i)
-                if len(out) >= want:
-                    break
-            next_coord = k
-        return out
+        """Up to ``want`` latest entry starts, newest first.
+
+        Vectorised: it runs once per decoder pass over the whole answer, and a free-text answer (no
+        coordinates at all) must not pay a Python loop per token per pass.
+        """
+        arr = np.asarray(seq, dtype=np.int64) - self.v
+        pos = np.flatnonzero((arr >= 0) & (arr < 3 * NUM_BINS))
+        if pos.size < 2:
+            return []
+        kinds = arr[pos] // NUM_BINS
+        starts = pos[:-1][(kinds[:-1] == _T) & (kinds[1:] != _T)]
+        return [int(i) for i in starts[::-1][:want]]
 
     def draft(self, seq: Sequence[int], limit: int | None = None) -> list[int]:
         """Tokens predicted to follow ``seq`` (possibly none), at most ``min(limit, max_draft)``."""
@@ -142,7 +142,8 @@ class GrammarDrafter:
         (``c - b == b - a`` over three entries) more often than it repeated (``c == b``)."""
         scores: dict[int, int] = {}
         counted: dict[int, int] = {}
-        for p in range(len(seq) - 1, anchor + 2 * period - 1, -1):
+        lowest = max(anchor, len(seq) - (self.history + 3) * period) + 2 * period  # p - 2*period >= anchor
+        for p in range(len(seq) - 1, lowest - 1, -1):
             if self._kind(seq[p]) not in (_H, _W):
                 continue
             phase = (p - last) % period
