@@ -211,13 +211,14 @@ class StableChat:
         max_new_tokens: int,
         gen_kwargs: dict[str, Any],
         on_token: TokenCallback | None = None,
+        speculative: bool = True,
     ) -> tuple[list[int], DecodeStats]:
         """One generation for a built prompt and loaded media: ``(new token ids, what they cost)``.
 
         The benchmark engine (:mod:`stchat.eval.engine`) answers through here, so evaluation and chat
         share one generation path (locking, dtype, speculative decoding when enabled).
         """
-        return self._generate(prompt, media, max_new_tokens, gen_kwargs, on_token)
+        return self._generate(prompt, media, max_new_tokens, gen_kwargs, on_token, speculative)
 
     # ------------------------------------------------------------------ internals
     def _generate(

@@ -51,6 +51,7 @@ class Decoding:
     top_k: int | None = None
     max_new_tokens: int = 1024
     seed: int = 0
+    speculative: bool = True  # greedy only: grammar drafts verified exactly (same ids, fewer passes)
 
     @classmethod
     def official(cls, max_new_tokens: int = 1024, seed: int = 0) -> Decoding:
@@ -86,7 +87,8 @@ class Engine:
         seed = sample_seed(d.seed, sample.sample_id) if d.do_sample else None
         gen_kwargs = {"do_sample": d.do_sample, "temperature": d.temperature, "top_p": d.top_p,
                       "top_k": d.top_k, "seed": seed}
-        ids, _ = self.chat.generate(prompt, media, d.max_new_tokens, gen_kwargs)
+        ids, stats = self.chat.generate(prompt, media, d.max_new_tokens, gen_kwargs,
+                                        speculative=d.speculative)
         t2 = time.perf_counter()
         outputs, converted = decode_output(self.chat.tokenizer, ids)
         rec = dict(sample.record)
@@ -94,6 +96,8 @@ class Engine:
         rec["outputs"] = outputs
         rec["converted_outputs"] = converted
         rec["id"] = sample.sample_id
+        rec["generated_tokens"] = stats.generated_tokens
+        rec["decoder_passes"] = stats.decoder_passes  # < generated_tokens when speculation drafted well
         rec["timing"] = {
             "media_s": round(t1 - t0, 4),
             "generate_s": round(t2 - t1, 4),
