@@ -2,7 +2,8 @@
 
 Tokenizer: a byte-level BPE (``tokenizers``) trained on the demo world's text and the official prompt
 templates, with Qwen2's normaliser, split regex, byte-level decoder and special-token conventions, then
-the official added-token layout (reference §2, golden README §4): ``<|endoftext|>``, ``<|im_start|>``,
+the official added-token layout (docs/official_quirks.md#token-ids, docs/official_quirks.md#visual-pipeline):
+``<|endoftext|>``, ``<|im_start|>``,
 ``<|im_end|>``, the 8 image/video markers and the 6 ``*-INPUT/OUTPUT`` placeholders (``vocab_size`` =
 V0 + 17 rows of ``embed_tokens``/``lm_head``), then the 300 coordinate tokens at ``vocab_size ...
 vocab_size + 299`` with no embedding rows (the coordinate tables provide them).
@@ -49,7 +50,8 @@ CHAT_TEMPLATE = (
 
 
 
-# Other official wordings (reference §3.4-3.5), so that their prompts tokenise into few pieces too.
+# Other official wordings (docs/official_quirks.md#task-questions), so that their prompts tokenise into few
+# pieces too.
 OTHER_TEMPLATES = (
     "Please firstly give the end timestamp, then give the event associated with the object/subject, "
     "finally give the spatial bounding box corresponding to each timestamp in the time period.",
@@ -111,7 +113,8 @@ def build_tokenizer(out: Path, vocab_target: int = 1024) -> int:
                               pad_token="<|endoftext|>", unk_token=None, errors="replace",
                               clean_up_tokenization_spaces=False, model_max_length=32768,
                               padding_side="right", split_special_tokens=False)
-    for group in (SPECIALS, MARKERS, PLACEHOLDERS, COORDS):  # the official order (golden README §4)
+    # the official order (docs/official_quirks.md#visual-pipeline)
+    for group in (SPECIALS, MARKERS, PLACEHOLDERS, COORDS):
         fast.add_tokens(group, special_tokens=True)
     fast.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     fast.chat_template = CHAT_TEMPLATE
@@ -174,8 +177,15 @@ def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = N
             if name.endswith(("_input_embeddings.weight", "_output_embeddings.weight")):
                 kind = name.split(".")[-2].rsplit("_", 2)[0]  # temporal / spatial_height / spatial_width
                 kind_gen = torch.Generator().manual_seed(seed + hash_name(kind))
-                p.copy_(_fourier_table(p.shape[0], p.shape[1], kind_gen, 1.0 / math.sqrt(p.shape[1]) * 4))
-                p.add_(torch.randn(p.shape, generator=gen) * 0.01)
+                # Same code for a kind's input and output table (so LAPE's (in + out) / 2 is the code the
+                # output rows read); output rows small so that the first logits are O(1), not O(10).
+                scale = (4.0 if "_input_" in name else 0.5) / math.sqrt(p.shape[1])
+                p.copy_(_fourier_table(p.shape[0], p.shape[1], kind_gen, scale))
+                p.add_(torch.randn(p.shape, generator=gen) * 0.1 * scale)
+        # lm_head is frozen in full fine-tuning (official, Q15): with the default 0.02 init its logits
+        # stay tiny and text tokens cannot be learned (measured: text loss still 4.6 after 160 steps).
+        # The golden fixture's scale gives logits with std ~2.5 that the trained hidden states can use.
+        model.lm_head.weight.normal_(0.0, 2.5 / math.sqrt(model.lm_head.weight.shape[1]), generator=gen)
     model.save_pretrained(str(out), safe_serialization=True)
     (out / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": vocab_size - 17, "eos_token_id": vocab_size - 15}, indent=2))
