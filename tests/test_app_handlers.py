@@ -322,3 +322,15 @@ def test_interpolated_boxes_are_marked(synthetic_dir: Path, tmp_path: Path) -> N
     assert kinds.count(present.MODEL_BOX) == 2 and kinds.count(present.INTERPOLATED) >= 10
     xs = [row.box_px[0] for row in r.table[1:]]
     assert xs == sorted(xs), "interpolated boxes lie between the model's, in time order"
+
+
+def test_truncated_video_is_reported_on_the_page(synthetic_dir: Path, tmp_path: Path) -> None:
+    """A download cut off at 45 % (the header still says 10 s): the status says what was readable, once."""
+    data = (synthetic_dir / SYN_A).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.45)])
+    r = handlers.visualise_answer(str(cut), "{<TEMP-020><TEMP-090>}", None, "tvg", "", tmp_path / "run")
+    assert r.ok, r.status
+    warnings = [line for line in r.status.splitlines() if "truncated" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("⚠") and "can be read" in warnings[0], r.status
+    assert "/" not in present.status_html(r.status).split("cut.mp4")[0][-30:]  # the name, no folders

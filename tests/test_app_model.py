@@ -104,7 +104,7 @@ def test_time_span_is_refused_where_it_means_nothing(holder: ModelHolder, synthe
     video = str(synthetic_dir / SYN_A)
     r = handlers.run_model(holder, video, "a red square", handlers.GROUNDING, "stvg", "", "greedy", TOKENS,
                            tmp_path, time_span="2, 7")
-    assert r.status.startswith(handlers.FAIL) and "svg and tr" in r.status
+    assert r.status.startswith(handlers.FAIL) and "svg, tr" in r.status
     twice = handlers.run_model(holder, video, "Between {<t0.2>,<t0.7>}, what moves?", handlers.GROUNDING,
                                "svg", "", "greedy", TOKENS, tmp_path, time_span="2, 7")
     assert twice.status.startswith(handlers.FAIL) and "once" in twice.status

@@ -359,6 +359,9 @@ def test_visualise_pasted_answer(page: Page) -> None:
     status = _wait_status(page, "#vis-status", timeout_ms=180_000)
     assert "✔" in status, status
     _video_duration(page, "#vis-clip-out", span_s, 0.2)
+    # The clip's player carries the found moment as a WebVTT track (clip.vtt, on the clip's clock).
+    track = page.locator("#vis-clip-out video track")
+    assert track.count() == 1 and ".vtt" in str(track.get_attribute("src")), track.count()
     rows = _timing_rows(page, "#vis-timing-out")
     kinds = [r.split()[0] + (" box" if r.startswith("model") else "") for r in rows]
     assert kinds[0] == "segment" and kinds.count("model box") == answer.count("<TEMP-") - 2, rows
