@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -24,14 +24,15 @@ def option(
     help: str = "",
     *,
     default_factory: Any = _NO_DEFAULT,
-    choices: Sequence[Any] | None = None,
+    choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
     flag: str | None = None,
     aliases: Sequence[str] = (),
     metavar: str | None = None,
     cli: bool = True,
 ) -> Any:
     """A dataclass field with its command-line description (``cli=False``: not a flag)."""
-    meta = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag,
+    # ``choices`` may be a function: read when the parser is built (e.g. the task table's current names).
+    meta = {"help": help, "choices": choices, "flag": flag,
             "aliases": tuple(aliases), "metavar": metavar, "cli": cli}
     if default_factory is not _NO_DEFAULT:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
@@ -57,23 +58,26 @@ def add_options(
     *,
     only: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    with_defaults: bool = False,
 ) -> None:
     """Add a flag for every CLI field of dataclass ``cls`` (or those in ``only``), in field order.
 
     Flags default to "not given" (absent from the namespace): :func:`given_options` then tells a typed
-    value from the field's default, which is shown in the help.
+    value from the field's default, which is shown in the help. ``with_defaults`` puts the field defaults
+    in the namespace instead (for commands without a config file). A bool that defaults to False is a
+    plain switch (``--flag``); any other bool gets ``--flag/--no-flag``.
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True) or f.name in exclude or (only is not None and f.name not in only):
             continue
         base, _ = _base_type(hints[f.name])
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
         default = f.default if f.default is not dataclasses.MISSING else None
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default if with_defaults else argparse.SUPPRESS}
         text = f.metadata.get("help", "")
-        kwargs["help"] = f"{text} (default: {default})" if default not in (None, "") else text
+        kwargs["help"] = f"{text} (default: {default})" if default not in (None, "", False) else text
         if base is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs["action"] = "store_true" if default is False else argparse.BooleanOptionalAction
         elif typing.get_origin(base) in (list, tuple):
             kwargs["nargs"] = "+"
             kwargs["type"] = typing.get_args(base)[0]
@@ -81,8 +85,9 @@ def add_options(
             kwargs["type"] = base
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for type {base!r}")
-        if f.metadata.get("choices"):
-            kwargs["choices"] = f.metadata["choices"]
+        choices = f.metadata.get("choices")
+        if choices:
+            kwargs["choices"] = tuple(choices() if callable(choices) else choices)
         if f.metadata.get("metavar"):
             kwargs["metavar"] = f.metadata["metavar"]
         parser.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kwargs)
