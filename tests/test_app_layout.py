@@ -41,7 +41,8 @@ def test_to_outputs_orders_values_like_the_panel(tmp_path: Path) -> None:
     row = TableRow(present.SEGMENT, 1.0, 3.0, 2.0, 15, 44)
     r = handlers.RunResult("✔ Found <i>", clip, None, [row], "raw", "norm", [clip])
     status, c, a, table, raw, norm, files = to_outputs(r)
-    assert (status, c, a, raw, norm) == ("✔ Found &lt;i&gt;", (str(clip), None), None, "raw", "norm")
+    assert (status, a, raw, norm) == ("✔ Found &lt;i&gt;", None, "raw", "norm")
+    assert isinstance(c, gr.Video) and c.value is not None and c.subtitles is None
     assert table["data"] == [["segment", "1.000", "3.000", "2.000", "15–44", ""]] and files == [str(clip)]
     empty = to_outputs(handlers.RunResult("✖ no video"))
     assert empty[1:3] == [None, None] and empty[6] is None

@@ -119,7 +119,9 @@ def to_outputs(result: handlers.RunResult) -> list[Any]:
     """A RunResult as values for :func:`_output_panel`'s components."""
     return [
         present.status_html(result.status),
-        (str(result.clip), str(result.subtitles) if result.subtitles else None) if result.clip else None,
+        # The found moment as a WebVTT track of the clip's player (Gradio 6 takes subtitles as a prop).
+        gr.Video(value=str(result.clip), subtitles=str(result.subtitles) if result.subtitles else None)
+        if result.clip else None,
         str(result.annotated) if result.annotated else None,
         present.table_value(result.table),
         result.raw_answer,
