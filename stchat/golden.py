@@ -20,10 +20,46 @@ from safetensors.torch import load_file
 
 from stchat.errors import StchatError
 
-# Suggested acceptance (golden README §8): intermediates |a-b| <= 1e-5 + 1e-5|b|, logits atol 1e-4.
+# Suggested acceptance (docs/official_quirks.md#golden-tolerances): intermediates |a-b| <= 1e-5 + 1e-5|b|,
+# logits atol 1e-4.
 FEATURE_ATOL = 1e-5
 FEATURE_RTOL = 1e-5
 LOGIT_ATOL = 1e-4
+# fp32 CPU kernels block their sums differently per instruction set (AVX2 vs AVX-512), so a fixture only
+# reproduces within the budget on the kind of CPU that made it. Measured (issue #8): the *official* code
+# on an AVX2 EPYC misses the shipped golden (made on another CPU) by up to 1.63x the feature budget, while
+# stchat matches that same official run to <= 2.7e-6. Vision intermediates of a fixture made on another
+# (or an unrecorded) CPU therefore get twice the budget; logits keep their atol, which they meet anyway.
+CROSS_CPU_FACTOR = 2.0
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def cpu_signature() -> str:
+    """CPU model name and the vector-ISA flags that change fp32 kernel sums, e.g. ``AMD EPYC | avx2 fma``."""
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name in ("", platform.machine(), platform.processor()):
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return f"{name} | {' '.join(f for f in _ISA_FLAGS if f in flags)}"
+
+
+def fixture_feature_scale(root: Path) -> tuple[float, str]:
+    """1 when the fixture records this machine's CPU signature, else CROSS_CPU_FACTOR, with the reason."""
+    manifest = root / "manifest.json"
+    recorded = json.loads(manifest.read_text()).get("cpu_signature") if manifest.is_file() else None
+    here = cpu_signature()
+    if recorded == here:
+        return 1.0, f"fixture made on this kind of CPU ({here}): feature budget x1"
+    made = recorded or "an unrecorded CPU"
+    return CROSS_CPU_FACTOR, f"fixture made on {made}, this is {here}: feature budget x{CROSS_CPU_FACTOR:g}"
 
 
 @dataclass
@@ -52,6 +88,7 @@ class FixtureReport:
     cases: list[CaseResult]
     train_rows: list[dict[str, Any]] | None = None
     train_note: str = ""
+    tolerance_note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -78,7 +115,8 @@ def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, atol: float, rtol:
 def fixture_pixels(frames: np.ndarray) -> torch.Tensor:
     """Pixel values for stored uint8 frames, through ``stchat.processing.image.preprocess`` when present.
 
-    Fallback (until that module exists): the recipe of golden README §5 -- PIL bicubic resize to the
+    Fallback (until that module exists): the recipe of docs/official_quirks.md#pixel-preprocessing -- PIL
+    bicubic resize to the
     square input size, x*(1/255) in float64 cast to float32, then (x-0.5)/0.5 in float32.
     """
     try:
@@ -201,8 +239,10 @@ class FixtureMedia:
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def check_vision(model: Any, media: FixtureMedia, modality: str) -> CaseResult:
-    """Every stored vision-path tensor of one modality vs ``model.vision_intermediates``."""
+def check_vision(model: Any, media: FixtureMedia, modality: str, scale: float = 1.0) -> CaseResult:
+    """Every stored vision-path tensor of one modality vs ``model.vision_intermediates``.
+
+    ``scale`` multiplies the feature budget (see ``fixture_feature_scale``)."""
     ref, meta = media.vision(modality)
     pixels = media.pixels(modality)
     result = CaseResult(f"vision/{modality}")
@@ -217,9 +257,9 @@ def check_vision(model: Any, media: FixtureMedia, modality: str) -> CaseResult:
             result.checks.append(TensorCheck(f"{key} (not produced)", float("inf"), False))
             continue
         tensor = ours[base][rows] if key.endswith("_frames") and rows is not None else ours[base]
-        atol = 0.0 if base == "pixel_values" else FEATURE_ATOL
+        atol = 0.0 if base == "pixel_values" else FEATURE_ATOL * scale
         result.checks.append(
-            compare(key, tensor, value, atol, 0.0 if base == "pixel_values" else FEATURE_RTOL)
+            compare(key, tensor, value, atol, 0.0 if base == "pixel_values" else FEATURE_RTOL * scale)
         )
     if modality == "video":
         # The recorded indices are what the official load_video asked for; they must be what the official
@@ -309,30 +349,40 @@ def verify_fixture(
     model_dir: str | Path | None = None,
     cases: Iterable[str] | None = None,
     include_train: bool = True,
+    attn_implementation: str | None = None,
 ) -> FixtureReport:
-    """Load ``model_dir`` (default ``<fixture>/model``) in fp32 on the CPU and replay the fixture."""
+    """Load ``model_dir`` (default ``<fixture>/model``) in fp32 on the CPU and replay the fixture.
+
+    ``attn_implementation``: the LLM's attention (``eager``, ``sdpa``; default: what ``load_model`` picks).
+    """
     from stchat.model.loading import load_model
 
     root = Path(fixture_dir)
     if not (root / "cases").is_dir():
         raise StchatError(f"{root} is not a golden fixture directory (no cases/ folder)")
-    model, tokenizer = load_model(model_dir or root / "model", device="cpu", dtype=torch.float32)
+    model, tokenizer = load_model(
+        model_dir or root / "model",
+        device="cpu",
+        dtype=torch.float32,
+        attn_implementation=attn_implementation,
+    )
     media = FixtureMedia(root)
+    scale, tolerance_note = fixture_feature_scale(root)
     wanted = set(cases) if cases is not None else None
     results: list[CaseResult] = []
     modalities = sorted({json.loads(p.read_text())["modality"] for p in (root / "cases").glob("*.json")})
     for modality in modalities:
         if (root / "vision" / f"{modality}.safetensors").is_file():
-            results.append(check_vision(model, media, modality))
+            results.append(check_vision(model, media, modality, scale))
     for path in sorted((root / "cases").glob("*.json")):
         if wanted is None or path.stem in wanted:
             results.append(replay_case(model, tokenizer, media, path))
     rows, note = _train_rows(root, model, tokenizer) if include_train else (None, "")
-    return FixtureReport(results, rows, note)
+    return FixtureReport(results, rows, note, tolerance_note)
 
 
 def format_report(report: FixtureReport) -> str:
-    lines = []
+    lines = [f"tolerance: {report.tolerance_note}"] if report.tolerance_note else []
     for case in report.cases:
         lines.append(f"{case.name}: {'OK' if case.ok else 'MISMATCH'}")
         lines.extend(c.line() for c in case.checks)

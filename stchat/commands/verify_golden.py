@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", type=Path, default=None, help="checkpoint to test (default: DIR/model)")
     p.add_argument("--case", action="append", default=None, help="replay only this case (repeatable)")
     p.add_argument("--no-train", action="store_true", help="skip the training goldens in DIR/train")
+    p.add_argument(
+        "--attn", choices=("eager", "sdpa"), default=None, help="LLM attention kernel (default: sdpa on CPU)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -26,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
     from stchat.golden import format_report, verify_fixture
 
     report = verify_fixture(
-        args.fixture_dir, args.model_dir, cases=args.case, include_train=not args.no_train
+        args.fixture_dir,
+        args.model_dir,
+        cases=args.case,
+        include_train=not args.no_train,
+        attn_implementation=args.attn,
     )
     print(format_report(report))
     return 0 if report.ok else 1

@@ -1,6 +1,7 @@
 """``LlavaSTForCausalLM``: our transformers-style implementation of the official LLaVA-ST model.
 
-Pipeline (reference §4-§5): pixels -> SigLIP (last layer dropped) -> mlp2x_gelu projector -> LAPE
+Pipeline (docs/official_quirks.md#visual-pipeline, #input-splice): pixels -> SigLIP (last layer dropped) ->
+mlp2x_gelu projector -> LAPE
 (coordinate-table injections) -> Spatial-Temporal Packer -> spliced into the Qwen2 input embeddings
 together with interpolated coordinate rows -> Qwen2 decoder -> logits over the extended vocabulary
 ``[lm_head; temporal_out; height_out; width_out]`` (width V+300).
@@ -38,7 +39,8 @@ from stchat.model.configuration_llava_st import (
 )
 from stchat.processing.coords import VARIABLE_KEYS  # the six location lists of a prompt
 
-COORD_KINDS = ("temporal", "spatial_height", "spatial_width")  # extended-vocabulary order: T, H, W (§2)
+# extended-vocabulary order: T, H, W (docs/official_quirks.md#token-ids)
+COORD_KINDS = ("temporal", "spatial_height", "spatial_width")
 
 
 # ====================================================================== NTP / coordinate helpers
@@ -98,7 +100,8 @@ class SpecialTokenIds:
 
     @classmethod
     def from_vocab_size(cls, vocab_size: int) -> SpecialTokenIds:
-        """The layout every stage-2 checkpoint has: the 14 added tokens are the last rows below V (§2)."""
+        """The layout every stage-2 checkpoint has: the 14 added tokens are the last rows below V
+        (docs/official_quirks.md#token-ids)."""
         return cls(*range(vocab_size - 14, vocab_size))
 
     @classmethod
@@ -249,7 +252,10 @@ class LlavaSTModel(Qwen2Model):
     def __init__(self, config: LlavaSTConfig) -> None:
         super().__init__(config)
         vision_config = config.vision_config()
-        vision_config._attn_implementation = config._attn_implementation or "sdpa"
+        # The official SigLipAttention is its own eager code (matmul, fp32 softmax, matmul) whatever the LLM's
+        # attn_implementation says; an SDPA kernel here moved the tower output by up to 7e-6 on the golden
+        # and more with width (issue #8), so the tower is always eager, like the official one.
+        vision_config._attn_implementation = "eager"
         self.vision_tower = SiglipTower(vision_config)
         c = config.hidden_size
         # mlp2x_gelu; nn.GELU() is the exact erf GELU the official projector uses
@@ -304,7 +310,8 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
     def embed_ids(
         self, input_ids: torch.Tensor, tables: Mapping[str, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Look ids up in ``[embed_tokens; reparam(T_in); reparam(H_in); reparam(W_in)]`` (§5.1 step 1).
+        """Look ids up in ``[embed_tokens; reparam(T_in); reparam(H_in); reparam(W_in)]``
+        (docs/official_quirks.md#input-splice step 1).
 
         A generated coordinate id V+100*type+k thus gets row k of that type's *input* table, no
         interpolation (Q3). Done by masking instead of concatenating so no vocabulary-sized copy is made.
@@ -323,7 +330,8 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         return embeds
 
     def extended_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits over V+300 columns with the *raw* output weights (inference path, §5.2), in float32.
+        """Logits over V+300 columns with the *raw* output weights (inference path,
+        docs/official_quirks.md#logits), in float32.
 
         Two matmuls instead of one over a concatenated weight: same per-column dot products, without
         copying the vocabulary-sized lm_head every step.
@@ -335,7 +343,8 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
 
     # ------------------------------------------------------------------ vision path
     def _lape(self, tables: Mapping[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
-        """LAPE injections (§4.3, Q5/Q6): mean of the input/output tables; height/width resampled
+        """LAPE injections (docs/official_quirks.md#visual-pipeline, Q5/Q6): mean of the input/output tables;
+        height/width resampled
         100 -> grid with torch linear interpolation (align_corners False)."""
         inj = {k: (tables[f"{k}_input"] + tables[f"{k}_output"]) / 2 for k in COORD_KINDS}
 
@@ -442,7 +451,8 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
     def encode(self, pixel_values: torch.Tensor, modality: str) -> torch.Tensor:
         return self.encode_video(pixel_values) if modality == "video" else self.encode_image(pixel_values)
 
-    # ------------------------------------------------------------------ input splice (§5.1)
+    # ------------------------------------------------------------------ input splice
+    # (docs/official_quirks.md#input-splice)
     def _media_block(self, ids: torch.Tensor, start: int, end: int, length: int, what: str) -> int | None:
         starts = (ids == start).nonzero().flatten().tolist()
         if not starts:
@@ -614,7 +624,8 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
 
         Greedy by default. The official demo/benchmark decoding is ``do_sample=True, temperature=0.01``
         with HF's default top_k 50 (Q22). Coordinate tokens are fed back through the reparameterised
-        input tables (§5.3). ``step_logits``, if given, receives the float32 logits row of every step.
+        input tables (docs/official_quirks.md#generation). ``step_logits``, if given, receives the float32
+        logits row of every step.
         ``visual_features`` (from ``encode_video``/``encode_image``) replaces ``pixel_values`` when the
         same media is asked about repeatedly, so the vision path runs once.
         """
