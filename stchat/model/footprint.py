@@ -6,8 +6,8 @@ buffers that coexist at the peak, each named so a user can see what dominates:
 * weights: every parameter at the load dtype (int8/4-bit: the LLM decoder's linear weights quantized,
   everything ``load_model`` keeps unquantized at bf16);
 * the SigLIP pass over 100 frames in one batch (the official tower batch): hidden states, the MLP
-  intermediate and, with eager attention, the (frames x heads x 729 x 729) score matrix;
-* the LLM prefill over the prompt: MLP intermediates and the eager score matrix of one layer;
+  intermediate and the (frames x heads x 729 x 729) score matrix of its eager attention;
+* the LLM prefill over the prompt: MLP intermediates and (eager LLM attention) one layer's scores;
 * the KV cache for prompt + new tokens, and one fp32 logits row.
 
 Framework overhead (CUDA context, allocator slack) is a fixed allowance. It is an estimate: the
@@ -80,8 +80,8 @@ def estimate(
         weights += t.numel * (q if quantized else act)
     frames = NUM_FRAMES * PATCHES
     vision = frames * act * (3 * geo.vision_hidden + geo.vision_intermediate)
-    if eager_attention:
-        vision += NUM_FRAMES * geo.vision_heads * PATCHES * PATCHES * act
+    # The tower is always eager (as the official one), so its score matrix is always materialised.
+    vision += NUM_FRAMES * geo.vision_heads * PATCHES * PATCHES * act
     vision += frames * geo.hidden * act * 2  # projector output + LAPE features
     seq = prompt_tokens + new_tokens
     prefill = prompt_tokens * act * (3 * geo.intermediate + 4 * geo.hidden)
