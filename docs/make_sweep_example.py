@@ -54,8 +54,8 @@ def noisy_answer(item: dict, rng: random.Random, temperature: float) -> str:
 
 
 def main(out_dir: Path) -> Path:
-    from stchat.eval.engine import load_samples
     from stchat.eval.report import scored_samples
+    from stchat.eval.samples import load_samples
     from stchat.eval.sweep import setting_label, summarise_sweep, write_sweep_outputs
     from stchat.eval.synthetic_bench import make_synthetic_benchmark
     from stchat.processing.decode import replace_and_normalize

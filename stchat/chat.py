@@ -30,14 +30,8 @@ from stchat.model.loading import default_model_source, load_model
 from stchat.parse import parse_answer
 from stchat.processing.decode import decode_output
 from stchat.processing.prompt import Prompt, build_prompt
-from stchat.request import GroundingRequest, check_decoding, media_context
+from stchat.request import OFFICIAL_SAMPLING, GroundingRequest, check_decoding, media_context
 from stchat.speculative import DecodeStats, speculative_generate
-
-OFFICIAL_TEMPERATURE = 0.01  # demo.py / multi_task_inference.py (Q22)
-# The official call passes ``top_p=None``, which in HF ``generate`` overrides the checkpoint's
-# generation_config and switches top-p off. ``generate_ids`` reads None as "use the config", so "off" is
-# said with 1.0. top_k is not passed officially: the checkpoint's value, else HF's 50 (Q22).
-OFFICIAL_SAMPLING: dict[str, Any] = {"do_sample": True, "temperature": OFFICIAL_TEMPERATURE, "top_p": 1.0}
 
 TokenCallback = Callable[[str], None]
 

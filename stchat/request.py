@@ -32,6 +32,11 @@ from stchat.video.readers import get_reader
 from stchat.video.sampling import resolve_split
 
 DECODINGS = ("greedy", "official")
+OFFICIAL_TEMPERATURE = 0.01  # demo.py / multi_task_inference.py (Q22)
+# The official call passes ``top_p=None``, which in HF ``generate`` overrides the checkpoint's
+# generation_config and switches top-p off. ``generate_ids`` reads None as "use the config", so "off" is
+# said with 1.0. top_k is not passed officially: the checkpoint's value, else HF's 50 (Q22).
+OFFICIAL_SAMPLING: dict[str, Any] = {"do_sample": True, "temperature": OFFICIAL_TEMPERATURE, "top_p": 1.0}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 _SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 

@@ -9,7 +9,7 @@ import pytest
 
 from stchat.eval.runner import RunOptions, add_run_arguments
 from stchat.options import add_options, flag_of, given_options
-from stchat.train.trainer import TrainConfig
+from stchat.train.config import TrainConfig
 
 
 def test_every_training_option_is_a_flag_and_only_typed_flags_override() -> None:

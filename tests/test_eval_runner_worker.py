@@ -21,7 +21,7 @@ STVG_SUFFIX = (
 
 
 def stvg_samples(bench: Path, n: int) -> list:
-    from stchat.eval.engine import Sample
+    from stchat.eval.samples import Sample
     from stchat.eval.synthetic_bench import load_manifest
 
     entry = next(e for e in load_manifest(bench / "benchmark.json") if e.name == "stvg")

@@ -15,8 +15,8 @@ import pytest
 from stchat.cli import main
 from stchat.eval import distributed as D
 from stchat.eval import sources
-from stchat.eval.engine import RunError, Subset, check_media, load_samples
 from stchat.eval.results import BENCHMARKS, result_path
+from stchat.eval.samples import RunError, Subset, check_media, load_samples
 from stchat.eval.synthetic_bench import make_synthetic_benchmark
 
 CLIP = "syn_c_640x360_30fps_noaudio_longgop"

@@ -59,7 +59,7 @@ def test_official_decoding_uses_the_checkpoint_top_k(chat, golden_dir):
 
 def test_benchmark_runner_uses_the_same_official_sampling_as_the_chat():
     from stchat.chat import OFFICIAL_SAMPLING
-    from stchat.eval.engine import Decoding
+    from stchat.eval.samples import Decoding
 
     d = Decoding.official(max_new_tokens=7, seed=3)
     assert (d.do_sample, d.temperature, d.top_p, d.top_k) == (True, 0.01, 1.0, None)

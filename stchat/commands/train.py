@@ -6,17 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from stchat.model.adapter import merge_to_checkpoint
 from stchat.options import add_options, given_options
-from stchat.train.trainer import TrainConfig, train
-from stchat.train.vidor import prepare_vidor
+from stchat.train.config import TrainConfig
+
+# The handlers import torch, accelerate and peft (seconds): ``stchat train ... --help`` and option errors
+# answer without them.
 
 
 def _run(args: argparse.Namespace) -> int:
     overrides = given_options(args, TrainConfig)  # only the flags typed: a config file's values stand
     cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    from stchat.train.trainer import train
+
     summary = train(cfg)
     if not summary.get("main_process", True):
         return 0  # under torchrun / accelerate launch only the main process reports
@@ -30,6 +31,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    import torch
+
+    from stchat.model.adapter import merge_to_checkpoint
+
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     out = merge_to_checkpoint(args.base, args.adapter, args.out, dtype=dtype)
     print(f"merged checkpoint written to {out}")
@@ -37,6 +42,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _prepare_vidor(args: argparse.Namespace) -> int:
+    from stchat.train.vidor import prepare_vidor
+
     report = prepare_vidor(args.annotations, args.out, video_root=args.video_root, scorer=args.scorer,
                            model=args.model, max_samples=args.max_samples)
     print(json.dumps({k: v for k, v in report.items() if k != "skipped_details"}, indent=1))

@@ -24,12 +24,11 @@ from typing import Any
 
 from stchat.eval import distributed as dist_mod
 from stchat.eval import sources
-from stchat.eval.engine import Decoding, Engine, RunError, Sample, Subset, check_media, load_samples
 from stchat.eval.report import scored_samples
 from stchat.eval.results import result_path
+from stchat.eval.samples import Decoding, RunError, Sample, Subset, check_media, load_samples
 from stchat.eval.sources import OFFICIAL_FILES, check_routing
 from stchat.eval.writer import run_distributed
-from stchat.model.loading import default_model_source
 from stchat.options import add_options, option
 from stchat.tasks import benchmark_tasks
 
@@ -151,7 +150,7 @@ def run_from_args(
     override: dict | None = None,
     sub_dir_suffix: str | None = None,
     score: bool = False,
-    engines: dict[tuple, Engine] | None = None,
+    engines: dict[tuple, Any] | None = None,
 ) -> list:
     """Run every selected entry (resumably); with ``score``, return this run's samples' scores.
 
@@ -160,6 +159,9 @@ def run_from_args(
     calls -- one per sweep setting -- share one loaded model: only its decoding settings change.
     """
     decoding = _decoding_from_args(args, override)
+    # The model stack (torch, transformers: seconds) is imported after the cheap checks of the arguments.
+    from stchat.model.loading import default_model_source
+
     model = args.model or default_model_source()
     info = dist_mod.dist_info()
     plan = plan_run(args, model, sub_dir_suffix, info)
@@ -203,7 +205,9 @@ def plan_run(
 
 
 def _engine(args: argparse.Namespace, model: str, decoding: Decoding, info: dist_mod.DistInfo,
-            engines: dict[tuple, Engine] | None) -> Engine:
+            engines: dict[tuple, Any] | None) -> Any:
+    from stchat.eval.engine import Engine
+
     key = (model, dist_mod.device_for(info, args.device), args.dtype, getattr(args, "adapter", None))
     engine = (engines or {}).get(key)
     if engine is None:
