@@ -171,8 +171,23 @@ def bench_clip(src: Path, work: Path, repeat: int) -> None:
 
     r = pair(clip, lambda: ffmpeg_segment(src, work / "ffmpeg.mp4", start_s, dur), repeat)
     print(f"[2] {info.height}p clip of a {dur:.0f} s segment (superfast, crf 20): stchat / ffmpeg = {fmt(r)}")
+    out = clip()
+    first = out.mapped.first_frame  # type: ignore[attr-defined]
+    ks = list(range(0, 280, 31))
+    ref = read_frames(src, [first + k for k in ks]).astype(np.float64)
+    ours = read_frames(out.clip, ks)[:, : info.height].astype(np.float64)  # type: ignore[attr-defined]
+    theirs = read_frames(work / "ffmpeg.mp4", ks).astype(np.float64)
+    # Boxes are drawn on our picture (from 20 % of the height down): compare the rows above them.
+    rows = slice(0, info.height // 6)
+    ours_db, theirs_db = psnr(ours[:, rows], ref[:, rows]), psnr(theirs[:, rows], ref[:, rows])
+    print(f"    PSNR vs the source above the boxes: stchat {ours_db:.2f} dB, ffmpeg {theirs_db:.2f} dB")
     r = pair(full, clip, max(1, repeat // 2))
     print(f"    --full ({info.duration_s:.0f} s annotated video + clip, one pass) / clip only = {fmt(r)}")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 # --------------------------------------------------------------------------- 3. probe
