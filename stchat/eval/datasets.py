@@ -100,9 +100,18 @@ def select_indices(
     return list(range(total))
 
 
-def _benchmark_front_end(conversations: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
-    """``LocalDataset.__getitem``: box/span/``Starts in`` formatting of every turn, then ``get_variables``."""
-    return format_conversations(conversations, front_end="benchmark")
+def _record(kind: str, path: str, prompt: str, before: dict[str, Any], after: dict[str, Any]) -> dict:
+    """An official result record, keys in the official order: ``data_type``, the media path, ``before``,
+    the prompt and its conversation, ``after``, then ``variables``.
+
+    The conversation is ``LocalDataset.__getitem``'s: the prompt as the human turn (box/span/``Starts in``
+    formatting of the benchmark front-end, then ``get_variables``) and an empty model turn.
+    """
+    convs, variables = format_conversations(
+        [{"from": "human", "value": prompt}, {"from": "gpt", "value": None}], front_end="benchmark"
+    )
+    return {"data_type": kind, f"{kind}_path": path, **before, "prompt": prompt, "conversations": convs,
+            **after, "variables": variables}
 
 
 # ------------------------------------------------------------------------------------------ ST-Align
@@ -174,21 +183,8 @@ def st_align_item(
     except KeyError as exc:
         raise DatasetError(f"ST-Align item {index}: missing {exc} for task {task}") from None
 
-    convs, variables = _benchmark_front_end(
-        [{"from": "human", "value": prompt}, {"from": "gpt", "value": None}]
-    )
-    record = {
-        "data_type": "video",
-        "video_path": video_path,
-        "prompt": prompt,
-        "conversations": convs,
-        "gt": gt,
-        "width": width,
-        "height": height,
-        "frame_num": len(frame_id),
-        "split": split,
-        "variables": variables,
-    }
+    record = _record("video", video_path, prompt, {}, {"gt": gt, "width": width, "height": height,
+                                                       "frame_num": len(frame_id), "split": split})
     return BenchmarkItem(index=index, task=task, media_path=video_path, split=split, record=record)
 
 
@@ -205,19 +201,7 @@ def charades_item(ann: Mapping[str, Any], data_folder: str, index: int, seed: in
         image_id = image_id.replace("v_", "")
     video_path = os.path.join(data_folder, image_id)
     prompt = "<video>\n" + _rng(seed, index).choice(TVG_PROMPTS).replace("<event>", caption)
-    convs, variables = _benchmark_front_end(
-        [{"from": "human", "value": prompt}, {"from": "gpt", "value": None}]
-    )
-    record = {
-        "data_type": "video",
-        "video_path": video_path,
-        "caption": caption,
-        "prompt": prompt,
-        "conversations": convs,
-        "file_name": image_id,
-        "gt": gt,
-        "variables": variables,
-    }
+    record = _record("video", video_path, prompt, {"caption": caption}, {"file_name": image_id, "gt": gt})
     return BenchmarkItem(index=index, task="tvg", media_path=video_path, split=None, record=record)
 
 
@@ -270,21 +254,8 @@ def refcoco_item(
         _clip01(round(v, 3)) for v in (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
     ]
     image_path = os.path.join(image_folder, entry["file_name"])
-    convs, variables = _benchmark_front_end(
-        [{"from": "human", "value": prompt}, {"from": "gpt", "value": None}]
-    )
-    record = {
-        "data_type": "image",
-        "image_path": image_path,
-        "event": sent,
-        "prompt": prompt,
-        "conversations": convs,
-        "image_id": entry["file_name"],
-        "gt_bbox": gt_box,
-        "width": width,
-        "height": height,
-        "variables": variables,
-    }
+    record = _record("image", image_path, prompt, {"event": sent},
+                     {"image_id": entry["file_name"], "gt_bbox": gt_box, "width": width, "height": height})
     return BenchmarkItem(index=index, task="rec", media_path=image_path, split=None, record=record)
 
 
