@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ import numpy as np
 
 from stchat.errors import AnswerError, PromptError, StchatError, VideoError
 from stchat.request import (
-    DECODINGS,
     GroundingRequest,
     Timeline,
     TimeSpan,
@@ -165,7 +165,7 @@ def run_model(
     chat = holder.get()
     progress(0.1, "Sampling 100 frames and encoding them")
     gen_end = 1.0 if mode == DESCRIBE else 0.6
-    result = chat.answer(request, on_token=_token_progress(progress, request.max_new_tokens, gen_end))
+    result = chat.answer(request, on_token=_token_progress(progress, request.max_new_tokens, gen_end, cancel))
     if mode == DESCRIBE:
         progress(1.0, "Done")
         return RunResult(with_notes(f"{OK} Described.", notes), raw_answer=result.normalized_text,
@@ -183,14 +183,21 @@ def run_model(
     return shown(outputs, notes, result.raw_text, result.normalized_text)
 
 
-def _token_progress(progress: Progress, max_new_tokens: int, gen_end: float) -> Callable[[str], None]:
-    """Moves the bar with each streamed piece up to ``gen_end``; checks Cancel at every token."""
-    pieces = [0]
+def _token_progress(progress: Progress, max_new_tokens: int, gen_end: float,
+                    cancel: threading.Event | None) -> Callable[[str], None]:
+    """Checks Cancel at every token; moves the bar (up to ``gen_end``) at most 5 times a second, so a
+    fast model does not flood the page with updates."""
+    state = {"pieces": 0, "last": 0.0}
 
     def on_token(_piece: str) -> None:
-        pieces[0] += 1
-        done = min(1.0, pieces[0] / max_new_tokens)
-        progress(0.1 + (gen_end - 0.1) * done, f"Generating the answer ({pieces[0]} tokens)")
+        if cancel is not None and cancel.is_set():
+            raise RunCancelled("cancelled")
+        state["pieces"] += 1
+        now = time.monotonic()
+        if now - state["last"] >= 0.2:
+            state["last"] = now
+            done = min(1.0, state["pieces"] / max_new_tokens)
+            progress(0.1 + (gen_end - 0.1) * done, f"Generating the answer ({state['pieces']} tokens)")
 
     return on_token
 
@@ -238,7 +245,3 @@ def _render(result: Any, run_dir: Path, progress: Progress, start: float, segmen
 
     progress(start, "Rendering")
     return render_answer(result, run_dir, full=full, progress=stage_progress, segment=segment, label=label)
-
-
-__all__ = ["DECODINGS", "DESCRIBE", "FAIL", "GROUNDING", "MODES", "OK", "RunResult", "run_model",
-           "visualise_answer"]

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from stchat.errors import StchatError
-from stchat.request import LIMITS
+from stchat.request import DECODINGS, LIMITS
 from stchat.tasks import span_tasks
 from stchat.ui import handlers, present
 from stchat.ui.config import AppConfig
@@ -258,7 +258,7 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
                         with gr.Accordion("Advanced options", open=False, elem_id="advanced"):
                             frange = gr.Textbox(label="Frame range (first, last; empty = whole video)",
                                                 placeholder="e.g. 0, 829", elem_id="frame-range")
-                            decoding = gr.Radio(list(handlers.DECODINGS), value="greedy", label="Decoding",
+                            decoding = gr.Radio(list(DECODINGS), value="greedy", label="Decoding",
                                                 info="official = the official demo's sampling at "
                                                      "temperature 0.01 (not reproducible run to run)")
                             max_new = gr.Slider(16, LIMITS.slider_max_new_tokens,
