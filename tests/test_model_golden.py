@@ -86,7 +86,8 @@ def test_skipping_the_fast_packer_gives_the_golden_slow_tokens(
         hook.remove()
     assert calls == []
     assert slow.shape == (ref.shape[0] * ref.shape[1], ref.shape[2])
-    assert torch.allclose(slow, ref.flatten(0, 1), atol=1e-5, rtol=1e-5)
+    scale = fixture_feature_scale(golden_dir)[0]  # another CPU made the golden: x2 budget (stchat.golden)
+    assert torch.allclose(slow, ref.flatten(0, 1), atol=1e-5 * scale, rtol=1e-5 * scale)
 
 
 @pytest.mark.parametrize("case", CASES)
