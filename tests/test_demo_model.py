@@ -127,7 +127,7 @@ def test_eval_run_and_score_reach_floors(tmp_path):
     from stchat.cli import main
     from stchat.demo.bench import make_demo_benchmark
 
-    manifest = make_demo_benchmark(tmp_path / "bench", n=4, seed_base=TEST_SEEDS[1], workers=1)
+    manifest = make_demo_benchmark(tmp_path / "bench", n=2, seed_base=TEST_SEEDS[1], workers=1)
     save = tmp_path / "results"
     assert main(["eval", "run", "--benchmark", str(manifest), "--save-dir", str(save), "--model", "demo",
                  "--no-progress", "--max-new-tokens", "900"]) == 0
