@@ -34,7 +34,7 @@ import numpy as np
 
 from stchat.answer import ParsedAnswer
 from stchat.pipeline import render_answer
-from stchat.video.io import probe, read_frames
+from stchat.video.io import _index_cached, probe, read_frames
 from stchat.video.sampling import official_frame_indices
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -205,6 +205,18 @@ def bench_probe(src: Path, repeat: int) -> None:
 
     r = pair(ours, ffmpeg_i, repeat)
     print(f"[3] stchat probe / ffmpeg -i (fresh processes) = {fmt(r)}")
+
+    def ours_in_process() -> None:
+        _index_cached.cache_clear()  # no help from an earlier call
+        probe(src)
+
+    def pyav_open() -> None:  # the header facts only: no frame count from packets, no decoded frame
+        with av.open(str(src)) as c:
+            s = c.streams.video[0]
+            _ = (c.duration, s.frames, s.average_rate, s.codec_context.width, c.streams.audio)
+
+    r = pair(ours_in_process, pyav_open, repeat)
+    print(f"    in process: stchat.video.io.probe / PyAV container open = {fmt(r)}")
 
 
 def main() -> None:

@@ -19,18 +19,23 @@ carries rotation, so this changes nothing for them.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
+import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
 
 from stchat.errors import VideoError
 from stchat.video.info import VideoInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Demuxers FFmpeg uses for still images: a renamed photo opens "fine" as a one-frame stream.
 _IMAGE_FORMATS = {"image2", "mjpeg", "apng", "webp"}
@@ -63,9 +68,10 @@ DEFAULT_LIMITS = VideoLimits()
 class _Index:
     """The demuxed packet index of the video stream (no decoding)."""
 
-    pts: np.ndarray  # int64, presentation order, stream time base
-    key_pts: np.ndarray  # int64, sorted pts of keyframes
-    key_dts: np.ndarray  # int64, dts of the same keyframes (what mp4 seeks on)
+    # Plain tuples, not numpy: ``stchat probe`` never imports numpy (a third of its start-up time).
+    pts: tuple[int, ...]  # presentation order, stream time base
+    key_pts: tuple[int, ...]  # sorted pts of keyframes
+    key_dts: tuple[int, ...]  # dts of the same keyframes
     time_base: Fraction
     clock_origin: Fraction  # container start in seconds: frame time = pts * tb - origin
     seekable: bool  # False: timestamps missing/duplicated, read by counting decoded frames
@@ -144,16 +150,16 @@ def _index_cached(key: tuple[str, int, int]) -> _Index:
     if not pts:
         raise _fail(path, "has no video frames")
     seekable = None not in pts and len(set(pts)) == len(pts) and bool(keys)
-    arr = np.array(sorted(p for p in pts if p is not None) if seekable else [], dtype=np.int64)
+    arr: list[int] = sorted(p for p in pts if p is not None) if seekable else []
     if not seekable:
         arr = _decoded_pts(path)
     elif truncated or len(arr) < declared:
         arr = _contiguous_prefix(arr)
     keys.sort()
     return _Index(
-        pts=arr,
-        key_pts=np.array([k[0] for k in keys], dtype=np.int64),
-        key_dts=np.array([k[1] for k in keys], dtype=np.int64),
+        pts=tuple(arr),
+        key_pts=tuple(k[0] for k in keys),
+        key_dts=tuple(k[1] for k in keys),
         time_base=Fraction(tb),
         clock_origin=origin,
         seekable=seekable,
@@ -162,7 +168,7 @@ def _index_cached(key: tuple[str, int, int]) -> _Index:
     )
 
 
-def _contiguous_prefix(pts: np.ndarray) -> np.ndarray:
+def _contiguous_prefix(pts: list[int]) -> list[int]:
     """For a cut-off file: the frames before the first hole in display order.
 
     Packets arrive in decode order, so a file cut mid-GOP holds a late P frame whose preceding B frames
@@ -170,12 +176,13 @@ def _contiguous_prefix(pts: np.ndarray) -> np.ndarray:
     """
     if len(pts) < 3:
         return pts
-    step = np.median(np.diff(pts))
-    gaps = np.nonzero(np.diff(pts) > 1.5 * step)[0]
-    return pts[: gaps[0] + 1] if gaps.size else pts
+    diffs = [b - a for a, b in zip(pts, pts[1:], strict=False)]
+    step = statistics.median(diffs)
+    gap = next((i for i, d in enumerate(diffs) if d > 1.5 * step), None)
+    return pts[: gap + 1] if gap is not None else pts
 
 
-def _decoded_pts(path: Path) -> np.ndarray:
+def _decoded_pts(path: Path) -> list[int]:
     """Timestamps of every decoded frame, for files whose packets lack usable pts (some AVI, raw streams)."""
     out: list[int] = []
     with _open(path) as container:
@@ -191,7 +198,7 @@ def _decoded_pts(path: Path) -> np.ndarray:
             pass
     if not out:
         raise _fail(path, "no video frame could be decoded")
-    return np.array(out, dtype=np.int64)
+    return out
 
 
 def _index(path: Path) -> _Index:
@@ -203,8 +210,14 @@ def _index(path: Path) -> _Index:
         raise _fail(path, f"cannot read video ({_ffmpeg_reason(exc)})") from None
 
 
+def _seconds(idx: _Index) -> list[float]:
+    return [float(p * idx.time_base - idx.clock_origin) for p in idx.pts]
+
+
 def _frame_seconds(idx: _Index) -> np.ndarray:
-    return np.array([float(int(p) * idx.time_base - idx.clock_origin) for p in idx.pts], dtype=np.float64)
+    import numpy as np  # lazily: probing does without it
+
+    return np.array(_seconds(idx), dtype=np.float64)
 
 
 def _normalise_rotation(deg: float) -> int:
@@ -215,6 +228,8 @@ def _normalise_rotation(deg: float) -> int:
 def _apply_rotation(rgb: np.ndarray, rotation: int) -> np.ndarray:
     if rotation == 0:
         return rgb
+    import numpy as np  # lazily: probing does without it
+
     # np.rot90 turns counter-clockwise for positive k; a clockwise turn of r degrees is k = -r/90.
     return np.ascontiguousarray(np.rot90(rgb, k=-(rotation // 90)))
 
@@ -241,10 +256,10 @@ def probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) ->
         codec_name = cc.name
         avg_rate = vs.average_rate
         fmt = container.format.name
-    times = _frame_seconds(idx)
+    times = _seconds(idx)
     n = len(times)
-    diffs = np.diff(times) if n > 1 else np.array([])
-    vfr = bool(diffs.size and (diffs.max() - diffs.min()) > 0.002)
+    diffs = [b - a for a, b in zip(times, times[1:], strict=False)]
+    vfr = bool(diffs and (max(diffs) - min(diffs)) > 0.002)
     if avg_rate:
         fps = Fraction(avg_rate)
     elif n > 1 and times[-1] > times[0]:
@@ -379,6 +394,8 @@ def read_frames(
     slots: dict[int, list[int]] = {}
     for pos, i in enumerate(order):
         slots.setdefault(i, []).append(pos)
+    import numpy as np  # lazily: probing does without it
+
     out: np.ndarray | None = None
     # Fill one preallocated array: stacking 100 separate 720p frames afterwards costs a second copy.
     for i, rgb in iter_frames(path, order, limits=limits):
@@ -464,13 +481,13 @@ class _SeekingDecoder:
     def _near(self, last_pts: int, key_pts: int) -> bool:
         """Decoding on to a keyframe a few frames ahead beats a seek (which flushes the decoder threads)."""
         pts = self._idx.pts
-        gap = int(np.searchsorted(pts, key_pts)) - int(np.searchsorted(pts, last_pts))
+        gap = bisect.bisect_left(pts, key_pts) - bisect.bisect_left(pts, last_pts)
         return gap <= _RESUME_FRAMES
 
     def get(self, i: int) -> av.VideoFrame:
         target = int(self._idx.pts[i])
         self._wanted_pts.add(target)
-        key_pos = int(np.searchsorted(self._idx.key_pts, target, side="right")) - 1
+        key_pos = bisect.bisect_right(self._idx.key_pts, target) - 1
         key_pts = int(self._idx.key_pts[key_pos]) if key_pos >= 0 else None
         resume = (
             self._frames is not None
