@@ -208,24 +208,45 @@ class _OracleDrafter:
         return out
 
 
+class _Collect:
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.ended = False
+
+    def put(self, value: torch.Tensor) -> None:
+        assert not self.ended
+        self.ids += [int(t) for t in value.flatten().tolist()]
+
+    def end(self) -> None:
+        self.ended = True
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [(32, 1, 2, 1), (64, 2, 4, 2), (96, 3, 4, 4)])
 def test_identity_on_random_weight_models(golden_model_dir: Path, size) -> None:
     model = _random_model(*size, seed=sum(size), golden_model_dir=golden_model_dir)
     rng = random.Random(sum(size))
     accepted = 0
-    for i in range(16):
+    for i in range(10):
         prompt = [rng.randrange(0, V + 300) for _ in range(rng.randrange(2, 40))]
         ids = torch.tensor([prompt])
-        model.generation_config.repetition_penalty = 1.3 if i % 4 == 3 else None
-        mnt = rng.randrange(1, 120)
+        model.generation_config.repetition_penalty = 1.3 if i % 3 == 2 else None
+        mnt = rng.randrange(1, 90)
         plain, spec, stats = _both(model, ids, mnt)
         assert spec == plain, (size, i)
-        drafter = _OracleDrafter(plain, rng)
-        oracle, ostats = speculative_generate(model, ids, max_new_tokens=mnt, drafter=drafter)
+        drafter, streamed = _OracleDrafter(plain, rng), _Collect()
+        oracle, ostats = speculative_generate(model, ids, max_new_tokens=mnt, drafter=drafter,
+                                              streamer=streamed)
         assert oracle == plain, (size, i)
+        assert streamed.ids == plain and streamed.ended  # streaming hands out exactly the accepted tokens
+        # Near-tie guard: with a large margin many drafted positions count as ties and are re-decided by a
+        # one-token pass (cache cropped below the re-fed token); the answer must not change.
+        for tie in (0.5, float("inf"))[i % 2 :: 2]:
+            guarded, gstats = speculative_generate(model, ids, max_new_tokens=mnt, tie_margin=tie,
+                                                   drafter=_OracleDrafter(plain, rng))
+            assert guarded == plain, (size, i, tie)
         # Each pass emits its accepted drafts plus one token (a near tie costs an extra one-token pass).
         assert ostats.decoder_passes + ostats.accepted_tokens >= len(plain)
         accepted += ostats.accepted_tokens
     model.generation_config.repetition_penalty = None
-    assert accepted > 100  # the oracle drafts were really taken, so the crop path ran many times
+    assert accepted > 60  # the oracle drafts were really taken, so the crop path ran many times
