@@ -92,6 +92,8 @@ def test_shipped_tokenizer_has_the_official_layout():
     cfg = json.loads((demo_model_dir() / "config.json").read_text())
     tok = load_tokenizer(demo_model_dir(), int(cfg["vocab_size"]))  # checks the 300 coordinate ids
     assert tok.convert_tokens_to_ids("<|im_end|>") == cfg["eos_token_id"]
-    assert tok.additional_special_tokens_ids == [tok.convert_tokens_to_ids(t)
-                                                 for t in ("<|im_start|>", "<|im_end|>")]
+    v0 = cfg["vocab_size"] - 17  # official order: <|endoftext|>, <|im_start|>, <|im_end|> at V0..V0+2
+    assert [tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")] == [
+        v0, v0 + 1, v0 + 2]
+    assert tok.pad_token == "<|endoftext|>" and tok.eos_token == "<|im_end|>"
     assert len(tok("a red ball moving right").input_ids) <= 6
