@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -95,14 +95,20 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 @pytest.fixture(scope="module")
-def page(app_server: tuple[str, Path]) -> Iterator[Page]:
+def browser(app_server: tuple[str, Path]) -> Iterator[Any]:
     with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1100})
-        pg.set_default_timeout(60_000)
-        pg.goto(app_server[0])
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_server: tuple[str, Path], browser: Any) -> Iterator[Page]:
+    pg = browser.new_page(viewport={"width": 1280, "height": 1100})
+    pg.set_default_timeout(60_000)
+    pg.goto(app_server[0])
+    yield pg
+    pg.close()
 
 
 def _shot(page: Page, name: str) -> None:
@@ -341,6 +347,9 @@ def test_seconds_span_is_cut_exactly(page: Page) -> None:
 def test_status_text_is_escaped(page: Page, tmp_path: Path) -> None:
     bad = tmp_path / "**bold** [link](evil.example).mp4"
     bad.write_bytes(b"not a video" * 100)
+    clear = page.locator("#input-video").get_by_label("Clear")
+    if clear.count():  # an example's video is loaded: remove it to get the upload box back
+        clear.first.click()
     page.locator("#input-video input[type=file]").set_input_files(str(bad))
     page.locator("#query textarea").fill("anything")
     previous = _status_text(page, "#status")
@@ -364,7 +373,8 @@ def test_visualise_pasted_answer(page: Page) -> None:
     assert track.count() == 1 and ".vtt" in str(track.get_attribute("src")), track.count()
     rows = _timing_rows(page, "#vis-timing-out")
     kinds = [r.split()[0] + (" box" if r.startswith("model") else "") for r in rows]
-    assert kinds[0] == "segment" and kinds.count("model box") == answer.count("<TEMP-") - 2, rows
+    # (The grid is virtual: only the rows on screen are in the page, so no row count here.)
+    assert kinds[:2] == ["segment", "model box"], rows
     assert "interpolated" in kinds, "sampled frames between the model's boxes are marked"
     seg = rows[0].split()
     assert seg[1] == "2.000" and "–" in seg[4], rows[0]  # first and last frame in the segment row
@@ -378,56 +388,52 @@ def test_visualise_pasted_answer(page: Page) -> None:
     page.get_by_role("tab", name="Ask the model").click()
 
 
-def test_phone_width_stacks_and_shows_every_column(app_server: tuple[str, Path]) -> None:
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 400, "height": 900})
-        pg.set_default_timeout(60_000)
-        pg.goto(app_server[0])
-        pg.get_by_role("tab", name="Visualise an answer").click()
-        ex = EXAMPLES[0]
-        pg.get_by_role("button", name=ex["title"]).last.click()
-        pg.wait_for_selector("#vis-video video")
-        pg.locator("#vis-btn").click()
-        status = _wait_status(pg, "#vis-status", timeout_ms=120_000)
-        assert "✔" in status, status
-        video, answer = pg.locator("#vis-video").bounding_box(), pg.locator("#vis-answer").bounding_box()
-        assert video and answer and answer["y"] >= video["y"] + video["height"] - 1, "inputs do not stack"
-        right = pg.evaluate("() => Math.max(...[...document.querySelectorAll('#vis-timing-out th')]"
-                            ".map(h => h.getBoundingClientRect().right))")
-        assert right <= 400, f"table columns run off a 400 px screen (right edge {right:.0f} px)"
-        pg.locator("#vis-clip-out").scroll_into_view_if_needed()
-        _shot(pg, "phone.png")
-        browser.close()
+def test_phone_width_stacks_and_shows_every_column(app_server: tuple[str, Path], browser: Any) -> None:
+    pg = browser.new_page(viewport={"width": 400, "height": 900})
+    pg.set_default_timeout(60_000)
+    pg.goto(app_server[0])
+    pg.get_by_role("tab", name="Visualise an answer").click()
+    ex = EXAMPLES[0]
+    pg.get_by_role("button", name=ex["title"]).last.click()
+    pg.wait_for_selector("#vis-video video")
+    pg.locator("#vis-btn").click()
+    status = _wait_status(pg, "#vis-status", timeout_ms=120_000)
+    assert "✔" in status, status
+    video, answer = pg.locator("#vis-video").bounding_box(), pg.locator("#vis-answer").bounding_box()
+    assert video and answer and answer["y"] >= video["y"] + video["height"] - 1, "inputs do not stack"
+    right = pg.evaluate("() => Math.max(...[...document.querySelectorAll('#vis-timing-out th')]"
+                        ".map(h => h.getBoundingClientRect().right))")
+    assert right <= 400, f"table columns run off a 400 px screen (right edge {right:.0f} px)"
+    pg.locator("#vis-clip-out").scroll_into_view_if_needed()
+    _shot(pg, "phone.png")
+    pg.close()
 
 
-def test_closed_session_leaves_nothing_servable(app_server: tuple[str, Path]) -> None:
+def test_closed_session_leaves_nothing_servable(app_server: tuple[str, Path], browser: Any) -> None:
     """Upload, render, close the tab: the upload and the outputs are gone from disk and from HTTP."""
     url, work = app_server
     answer, _ = _true_answer_syn_a()
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(url)
-        pg.get_by_role("tab", name="Visualise an answer").click()
-        pg.locator("#vis-video input[type=file]").set_input_files(str(SYN_A))
-        pg.locator("#vis-answer textarea").fill(answer)
-        pg.locator("#vis-btn").click()
-        assert "✔" in _wait_status(pg, "#vis-status", timeout_ms=180_000)
-        srcs = [pg.locator(f"{sel} video").get_attribute("src") for sel in ("#vis-video", "#vis-clip-out")]
-        links = [str(s) if str(s).startswith("http") else url.rstrip("/") + str(s) for s in srcs if s]
-        assert len(links) == 2 and all(_fetch_status(u) == 200 for u in links), links
-        files = [Path(u.split("file=", 1)[1]) for u in links]
-        assert all(f.is_relative_to(work) for f in files), files
-        context.close()  # the tab closes: Gradio's unload event ends the session
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and any(f.exists() for f in files):
-            time.sleep(0.5)
-        browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(url)
+    pg.get_by_role("tab", name="Visualise an answer").click()
+    pg.locator("#vis-video input[type=file]").set_input_files(str(SYN_A))
+    pg.locator("#vis-answer textarea").fill(answer)
+    pg.locator("#vis-btn").click()
+    assert "✔" in _wait_status(pg, "#vis-status", timeout_ms=180_000)
+    srcs = [pg.locator(f"{sel} video").get_attribute("src") for sel in ("#vis-video", "#vis-clip-out")]
+    links = [str(s) if str(s).startswith("http") else url.rstrip("/") + str(s) for s in srcs if s]
+    assert len(links) == 2 and all(_fetch_status(u) == 200 for u in links), links
+    files = [Path(u.split("file=", 1)[1]) for u in links]
+    assert all(f.is_relative_to(work) for f in files), files
+    context.close()  # the tab closes: Gradio's unload event ends the session
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and any(f.exists() for f in files):
+        time.sleep(0.5)
     assert not any(f.exists() for f in files), [f for f in files if f.exists()]
-    assert all(_fetch_status(u) == 404 for u in links), "a closed session's files are still served"
+    codes = [_fetch_status(u) for u in links]
+    assert all(c in (403, 404) for c in codes), f"a closed session's files are still served: {codes}"
 
 
 def test_queue_request_without_session_id_is_refused_cleanly(app_server: tuple[str, Path]) -> None:
