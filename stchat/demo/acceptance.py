@@ -38,6 +38,7 @@ def caption_rate(bench_dir: str | Path, model: str = "demo", limit: int | None =
 def speed(model: str = "demo") -> dict:
     from stchat.chat import StableChat
     from stchat.demo.world import sample_scene, write_clip
+    from stchat.errors import StchatError
     from stchat.pipeline import render_answer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,9 +52,15 @@ def speed(model: str = "demo") -> dict:
         result = chat.ground(str(clip), f"the {t.colour} {t.shape}", task="stvg")
         ground_s = time.perf_counter() - t1
         t2 = time.perf_counter()
-        render_answer(str(clip), result.answer, "stvg", result.split, Path(tmp) / "out", query=result.query)
+        try:
+            render_answer(str(clip), result.answer, "stvg", result.split, Path(tmp) / "out",
+                          query=result.query)
+            rendered = True
+        except StchatError:  # an answer with nothing to draw: the time is reported, the render is not
+            rendered = False
         render_s = time.perf_counter() - t2
     return {"load_s": round(load_s, 2), "ground_s": round(ground_s, 2), "render_s": round(render_s, 2),
+            "rendered": rendered, "generated_tokens": result.generated_tokens,
             "ground_plus_render_s": round(ground_s + render_s, 2), "timings": result.timings}
 
 
