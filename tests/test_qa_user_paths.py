@@ -295,4 +295,4 @@ def test_handlers_turn_odd_values_into_status_lines(small: Path, tmp_path: Path)
     assert r.status.startswith(handlers.FAIL + " output folder") and "internal error" not in r.status
     r = handlers.run_model(holder, str(small), "a" * 2500, handlers.GROUNDING, "stvg", "", "greedy", 8,
                            tmp_path / "r")
-    assert "keep it under 2000" in r.status
+    assert "the limit is 2000" in r.status  # one message for the app, the CLI and the API
