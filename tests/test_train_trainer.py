@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from stchat.model.loading import load_model
-from stchat.model.adapter import apply_adapter, merge_to_checkpoint
+from stchat.model.adapter import apply_adapter
+from stchat.model.loading import load_model, merge_to_checkpoint
 from stchat.train.data import TrainDataset, load_records
 from stchat.train.trainer import TrainConfig, train
 

@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     import torch
 
-    from stchat.model.adapter import merge_to_checkpoint
+    from stchat.model.loading import merge_to_checkpoint
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     out = merge_to_checkpoint(args.base, args.adapter, args.out, dtype=dtype)

@@ -51,7 +51,7 @@ def _official_special_order(ckpt: Path) -> None:
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, base: str | Path) -> Path:
     """Fold a full-fine-tuning checkpoint (its ``adapter/`` trainables) into ``base``; write ``out``."""
-    from stchat.model.adapter import merge_to_checkpoint
+    from stchat.model.loading import merge_to_checkpoint
 
     ck = Path(checkpoint)
     adapter = ck / "adapter" if (ck / "adapter").is_dir() else ck

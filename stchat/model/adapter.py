@@ -103,27 +103,3 @@ def apply_adapter(model, adapter_dir: str | Path, merge: bool = True):
     if merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     return model
-
-
-def merge_to_checkpoint(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path,
-                        dtype: torch.dtype | None = None) -> Path:
-    """Base checkpoint + adapter -> a full official-format checkpoint (``demo/merge_model.py`` analogue)."""
-    from stchat.model.loading import load_model, resolve_checkpoint_dir
-
-    check_adapter_dir(adapter_dir)  # before loading the base model, which takes minutes for 7B
-    base_path = resolve_checkpoint_dir(base_dir)
-    model, tokenizer = load_model(base_path, device="cpu", dtype=torch.float32)
-    model = apply_adapter(model, adapter_dir, merge=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if dtype is not None:
-        model = model.to(dtype)
-    model.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
-    # Side directories (e.g. the SigLIP tower config the config's mm_vision_tower names) go along.
-    for sub in base_path.iterdir():
-        if sub.is_dir() and not (out / sub.name).exists():
-            shutil.copytree(sub, out / sub.name)
-    if (base_path / "generation_config.json").is_file():
-        shutil.copy2(base_path / "generation_config.json", out / "generation_config.json")
-    return out

@@ -25,6 +25,22 @@ from typing import Any
 
 from stchat.errors import ModelLoadError
 
+# google/siglip-so400m-patch14-384, the tower of every released LLaVA-ST checkpoint. Used when
+# ``mm_vision_tower`` is a hub id: we never download the tower, because its weights come from the
+# checkpoint's own ``model.vision_tower.vision_tower.vision_model.*`` keys anyway
+# (docs/official_quirks.md#visual-pipeline).
+SO400M_VISION: dict[str, Any] = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 27,  # in the tower repo; the official loader drops the last one (Q9)
+    "num_attention_heads": 16,
+    "image_size": 384,
+    "patch_size": 14,
+    "layer_norm_eps": 1e-6,
+    "hidden_act": "gelu_pytorch_tanh",
+    "num_channels": 3,
+}
+
 # <TEMP-k>, <HEIGHT-k>, <WIDTH-k>, k = 0..99: ids V .. V+299 (docs/official_quirks.md#token-ids)
 NUM_COORD_TOKENS = 300
 INDEX_FILE = "model.safetensors.index.json"
@@ -230,8 +246,6 @@ def resolve_tower(
     if "siglip" not in name.lower():
         # The official builder only knows SigLIP towers for this model; anything else would crash there.
         raise ModelLoadError(f"unsupported vision tower {name!r}: LLaVA-ST needs a SigLIP tower")
-    from stchat.model.configuration_llava_st import SO400M_VISION
-
     from_tensors = tower_fields_from_tensors(tensors) if tensors else None
     n_tensors = sum(1 for k in (tensors or {}) if k.startswith("model.vision_tower."))
     local = tower_dir(name, ckpt)

@@ -14,21 +14,7 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import Qwen2Config, SiglipVisionConfig
 
-# google/siglip-so400m-patch14-384, the tower of every released LLaVA-ST checkpoint. Used when
-# ``mm_vision_tower`` is a hub id: we never download the tower, because its weights come from the
-# checkpoint's own ``model.vision_tower.vision_tower.vision_model.*`` keys anyway
-# (docs/official_quirks.md#visual-pipeline).
-SO400M_VISION: dict[str, Any] = {
-    "hidden_size": 1152,
-    "intermediate_size": 4304,
-    "num_hidden_layers": 27,  # in the tower repo; the official loader drops the last one (Q9)
-    "num_attention_heads": 16,
-    "image_size": 384,
-    "patch_size": 14,
-    "layer_norm_eps": 1e-6,
-    "hidden_act": "gelu_pytorch_tanh",
-    "num_channels": 3,
-}
+from stchat.model.checkpoint import flatten_config, read_tensor_infos, resolve_tower
 
 # Sizes the official code hard-codes (VisionConfig constants / TokenPacker defaults), not config fields.
 NUM_COORD_BINS = 100  # rows of each coordinate table; the config's num_*_tokens only gate creation (Q5/Q13)
@@ -68,8 +54,6 @@ class LlavaSTConfig(Qwen2Config):
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> LlavaSTConfig:
         """Also reads a composite config: LLM fields under ``text_config`` are lifted to the top level."""
-        from stchat.model.checkpoint import flatten_config
-
         return super().from_dict(flatten_config(config_dict), **kwargs)
 
     # ------------------------------------------------------------------ vision tower
@@ -82,8 +66,6 @@ class LlavaSTConfig(Qwen2Config):
         the golden stores the bare sub-directory name), else ``vision_config`` in config.json, else the
         released SigLIP family. No network call is ever made for the tower.
         """
-        from stchat.model.checkpoint import read_tensor_infos, resolve_tower
-
         base = checkpoint_dir if checkpoint_dir is not None else getattr(self, "_name_or_path", "")
         ckpt = Path(base) if base else None
         tensors = None
