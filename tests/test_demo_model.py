@@ -27,7 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_SEEDS = [BENCH_SEED_BASE + 10_000 + i for i in range(3)]  # not in training, not in the 50-clip bench
 # The shipped model does not reach the issue's accuracy yet (see the #9 report: trained 560 steps on a
 # shared 2-core CPU); the accuracy checks run and report, and turn into passes (XPASS) once it does.
-UNDER_TRAINED = pytest.mark.xfail(strict=False, reason="demo model under-trained (issue #9 numbers)")
+UNDER_TRAINED = pytest.mark.xfail(
+    # Strict: once the model meets the floors this fails, so the marker must go. Only an assertion counts
+    # as the expected failure; a crash still fails the test.
+    strict=True, raises=AssertionError, reason="demo model under-trained: issue #9 floors not met yet",
+)
 
 if not (demo_model_dir() / "model.safetensors").is_file():
     pytest.skip("the demo model is not built (bash scripts/train_demo.sh)", allow_module_level=True)
