@@ -412,13 +412,15 @@ def test_phone_width_stacks_and_shows_every_column(app_server: tuple[str, Path],
 def test_closed_session_leaves_nothing_servable(app_server: tuple[str, Path], browser: Any) -> None:
     """Upload, render, close the tab: the upload and the outputs are gone from disk and from HTTP."""
     url, work = app_server
-    answer, _ = _true_answer_syn_a()
+    # A file no other (still open) session uploaded: a shared upload rightly outlives one session.
+    video = REPO / "tests" / "fixtures" / "synthetic" / "syn_c_640x360_30fps_noaudio_longgop.mp4"
+    answer = "{<TEMP-010><TEMP-050>} <TEMP-010>: [<WIDTH-010><HEIGHT-010><WIDTH-020><HEIGHT-020>]"
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(url)
     pg.get_by_role("tab", name="Visualise an answer").click()
-    pg.locator("#vis-video input[type=file]").set_input_files(str(SYN_A))
+    pg.locator("#vis-video input[type=file]").set_input_files(str(video))
     pg.locator("#vis-answer textarea").fill(answer)
     pg.locator("#vis-btn").click()
     assert "✔" in _wait_status(pg, "#vis-status", timeout_ms=180_000)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.processing_utils import hash_file
 
 from stchat.errors import StchatError
 from stchat.request import DECODINGS, LIMITS
@@ -157,6 +158,7 @@ class _Cancels:
 
 def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr.Blocks:
     examples = load_examples(config.assets_dir)
+    example_dirs = {hash_file(e["path"]) for e in examples}  # where Gradio caches the example videos
     cancels = _Cancels()
     demo: gr.Blocks
 
@@ -167,8 +169,11 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
         return str(getattr(request, "session_hash", None) or "")
 
     def track(session: str, video: str | None) -> None:
-        # Uploads (not examples, which are shared) belong to the session that used them.
-        if video and str(Path(video).resolve()) in {str(Path(p).resolve()) for p in demo.upload_file_set}:
+        # Uploads (not examples, which are shared) belong to the session that used them; Gradio names
+        # cached files by content, so an upload identical to an example must not take the example along.
+        if not video or Path(video).parent.name in example_dirs:
+            return
+        if str(Path(video).resolve()) in {str(Path(p).resolve()) for p in demo.upload_file_set}:
             store.track_upload(session, video)
 
     def on_run(video: str | None, query: str, mode: str, task: str, frange: str, span: str, decoding: str,
