@@ -210,17 +210,9 @@ def speculative_generate(
     from stchat.model.sampling import apply_repetition_penalty
 
     t0 = time.perf_counter()
-    if input_ids.ndim == 1:
-        input_ids = input_ids.unsqueeze(0)
-    if max_new_tokens < 1:
-        raise PromptError(f"max_new_tokens must be at least 1; got {max_new_tokens}")
-    device = model.model.embed_tokens.weight.device
-    input_ids = input_ids.to(device)
-    feats = visual_features
-    if feats is None and pixel_values is not None:
-        feats = model.encode(pixel_values.to(device), modality)
-    step_in = model.prepare_inputs_embeds(input_ids, feats, variables)
-    tables = model.coordinate_tables()
+    step_in, tables = model.prefill_inputs(input_ids, pixel_values, modality, variables, max_new_tokens,
+                                           visual_features)
+    device = step_in.device
     penalty = getattr(getattr(model, "generation_config", None), "repetition_penalty", None)
     eos = model._eos_ids()
     drafter = drafter or GrammarDrafter(model.vocab_size)

@@ -603,6 +603,28 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
             return set()
         return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
 
+    def prefill_inputs(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None,
+        modality: str,
+        variables: Mapping[str, Sequence[float]] | None,
+        max_new_tokens: int,
+        visual_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, Any]:
+        """The prompt's ``inputs_embeds`` and the coordinate tables, as every decoding loop starts
+        (plain ``generate_ids`` and the speculative loop share it, so their prefills are the same)."""
+        if input_ids.ndim == 1:
+            input_ids = input_ids.unsqueeze(0)
+        if max_new_tokens < 1:
+            raise PromptError(f"max_new_tokens must be at least 1; got {max_new_tokens}")
+        device = self.model.embed_tokens.weight.device
+        input_ids = input_ids.to(device)
+        feats = visual_features
+        if feats is None and pixel_values is not None:
+            feats = self.encode(pixel_values.to(device), modality)
+        return self.prepare_inputs_embeds(input_ids, feats, variables), self.coordinate_tables()
+
     @torch.no_grad()
     def generate_ids(
         self,
@@ -631,17 +653,9 @@ class LlavaSTForCausalLM(Qwen2PreTrainedModel):
         """
         from stchat.model.sampling import choose_token  # local: keeps this file about the model
 
-        if input_ids.ndim == 1:
-            input_ids = input_ids.unsqueeze(0)
-        if max_new_tokens < 1:
-            raise PromptError(f"max_new_tokens must be at least 1; got {max_new_tokens}")
-        device = self.model.embed_tokens.weight.device
-        input_ids = input_ids.to(device)
-        feats = visual_features
-        if feats is None and pixel_values is not None:
-            feats = self.encode(pixel_values.to(device), modality)
-        embeds = self.prepare_inputs_embeds(input_ids, feats, variables)
-        tables = self.coordinate_tables()
+        embeds, tables = self.prefill_inputs(input_ids, pixel_values, modality, variables, max_new_tokens,
+                                             visual_features)
+        device = embeds.device
         gen = getattr(self, "generation_config", None)
         if do_sample:
             temperature = temperature if temperature is not None else getattr(gen, "temperature", None) or 1.0
