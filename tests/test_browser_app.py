@@ -67,6 +67,17 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> Non
     raise AssertionError(f"the app did not answer on {url} within {timeout_s:.0f} s")
 
 
+def _stop_app(proc: subprocess.Popen[bytes], log_path: Path, tail: int = 4000) -> None:
+    """SIGTERM (the app's clean stop), kill after 20 s, then show the log's tail for a failing test."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    print(log_path.read_text(errors="replace")[-tail:])
+
+
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     port = _free_port()
@@ -83,13 +94,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         _wait_http(url, proc, timeout_s=300)  # a loaded 2-core machine can take minutes
         yield url, work
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        print(log_path.read_text(errors="replace")[-4000:])
+        _stop_app(proc, log_path)
     # Per-session outputs and Gradio's cache live under the work dir, and a clean stop deletes it.
     assert not work.exists(), f"the app left its work folder behind: {sorted(work.rglob('*'))[:5]}"
 
@@ -158,25 +163,6 @@ def _timing_rows(page: Page, selector: str) -> list[str]:
         "sel => [...document.querySelectorAll(sel + ' [role=row]')]"
         ".map(r => r.innerText.replace(/\\s+/g, ' '))", selector)
     return [str(r) for r in rows[1:]]
-
-
-def _true_answer_syn_a() -> tuple[str, float]:
-    """The red square's real interval and boxes in the model's token syntax, and that interval in seconds."""
-    gt = json.loads(SYN_A.with_suffix(".json").read_text())
-    n = gt["n_frames"]
-    track = {t["frame"]: t for t in gt["objects"][0]["track"]}
-    first, last = gt["objects"][0]["visible_interval"]["first_frame"], gt["objects"][0]["visible_interval"][
-        "last_frame"]
-    s, e = round(first / (n - 1) * 99), round(last / (n - 1) * 99)
-    pairs = []
-    for k in range(s, e + 1, 10):
-        frame = round(k / 99 * (n - 1))
-        if frame in track:
-            q = [round(v * 99) for v in track[frame]["box_norm"]]
-            pairs.append(f"<TEMP-{k:03d}>: [<WIDTH-{q[0]:03d}><HEIGHT-{q[1]:03d}><WIDTH-{q[2]:03d}>"
-                         f"<HEIGHT-{q[3]:03d}>]")
-    span_s = (round(e / 99 * (n - 1)) - round(s / 99 * (n - 1)) + 1) / gt["fps_float"]
-    return f"{{<TEMP-{s:03d}><TEMP-{e:03d}>}} " + ", ".join(pairs), span_s
 
 
 def _true_answer_syn_a() -> tuple[str, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -36,7 +35,13 @@ if not (demo_model_dir() / "model.safetensors").is_file():
     pytest.skip("the demo model is not built (bash scripts/train_demo.sh)", allow_module_level=True)
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-from tests.test_browser_app import _free_port, _timing_rows, _wait_http, _wait_status  # noqa: E402
+from tests.test_browser_app import (  # noqa: E402
+    _free_port,
+    _stop_app,
+    _timing_rows,
+    _wait_http,
+    _wait_status,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +59,7 @@ def url(tmp_path_factory) -> Iterator[str]:
         _wait_http(f"http://127.0.0.1:{port}/", proc, timeout_s=120)
         yield f"http://127.0.0.1:{port}/"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        print(log_path.read_text(errors="replace")[-3000:])
+        _stop_app(proc, log_path, tail=3000)
 
 
 def _iou(a, b) -> float:
