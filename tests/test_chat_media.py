@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stchat.media import load_sampled as load_media
 from stchat.errors import VideoError
+from stchat.media import load_sampled as load_media
 from stchat.processing.image import preprocess
 from stchat.video.sampling import official_frame_indices
 

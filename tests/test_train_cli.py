@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from stchat.cli import main
-from stchat.model.loading import load_model
 from stchat.model.adapter import apply_adapter
+from stchat.model.loading import load_model
 from stchat.train.data import TrainDataset, load_records
 
 NO_MODEL = "/nonexistent/model"  # data errors must be reported before the model is even looked up

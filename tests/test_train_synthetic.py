@@ -14,8 +14,8 @@ import time
 import pytest
 import torch
 
-from stchat.model.loading import load_model
 from stchat.model.adapter import apply_adapter
+from stchat.model.loading import load_model
 from stchat.train.data import TrainDataset, collate, load_records
 from stchat.train.features import TowerCache, encode_from_tower
 from stchat.train.forward import training_loss, unwrap
