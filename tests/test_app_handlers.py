@@ -150,14 +150,16 @@ def test_explain_load_failure(exc: BaseException, needle: str) -> None:
 
 def test_run_dirs_are_random_and_sessions_separate(tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "sessions", max_age_s=60)
-    a1, a2 = store.new_run_dir("abc"), store.new_run_dir("abc")
+    sid = "session-id-of-alice"  # long enough that random folder names cannot contain it by chance
+    a1, a2 = store.new_run_dir(sid), store.new_run_dir(sid)
     b = store.new_run_dir("../../etc/passwd")
     assert a1 != a2 and a1.parent == a2.parent and b.parent != a1.parent
     assert b.resolve().is_relative_to((tmp_path / "sessions").resolve())
     # Neither the session id nor a counter appears in the path: a result URL tells nothing about others.
     for d in (a1, a2, b):
         rel = d.relative_to(tmp_path / "sessions").parts
-        assert "abc" not in str(d) and "passwd" not in str(d) and not any(p.startswith("run-") for p in rel)
+        text = "/".join(rel)
+        assert sid not in text and "passwd" not in text and not any(p.startswith("run-") for p in rel)
         assert all(len(part) >= 16 for part in rel)
     empty = store.new_run_dir("")  # no session id (bare API call): its own folder, no error
     assert empty.is_dir() and empty.parent not in (a1.parent, b.parent)
