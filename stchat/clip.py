@@ -2,10 +2,11 @@
 
 Two encoders are here. :func:`cut_frames` (PyAV, the one the pipeline uses) decodes exactly the frames
 ``first..last`` (seeking to the nearest keyframe, no full decode), optionally passes each through an
-annotation hook, encodes H.264 yuv420p + AAC with ``+faststart``, and re-encodes the audio from the exact
-sample under the first frame. :func:`cut_seconds_moviepy` is the MoviePy route, kept for the benchmark
-(``benchmarks/pipeline.py``) that decided between them: MoviePy pipes raw frames through an ffmpeg
-subprocess, cuts by time rather than by frame, and writes a temporary audio file.
+annotation hook, encodes H.264 yuv420p with ``+faststart``, and copies the segment's AAC/MP3 audio
+packets (re-encoding to AAC from the exact sample under the first frame only when copying is impossible;
+see :mod:`stchat.video.audio` for the packet-boundary rule). :func:`cut_seconds_moviepy` is the MoviePy
+route, kept for the benchmark (``benchmarks/pipeline.py``) that decided between them: MoviePy pipes raw
+frames through an ffmpeg subprocess, cuts by time rather than by frame, and writes a temporary audio file.
 
 Annotated clips are produced from the *source* with the same annotation hook that draws the full
 annotated video, rather than by re-decoding ``annotated.mp4``: one lossy generation fewer. When both are
@@ -26,7 +27,7 @@ import numpy as np
 
 from stchat.errors import VideoError
 from stchat.render import YuvPlanes
-from stchat.video.audio import audio_format, iter_audio
+from stchat.video.audio import AudioPackets, audio_format, can_copy_audio, iter_audio
 from stchat.video.info import VideoInfo
 from stchat.video.io import frame_rgb, frame_times, iter_video_frames, probe
 from stchat.video.writer import Mp4Writer
@@ -97,8 +98,13 @@ class _Output:
     end_s: float
     origin: float
     blocks: Iterator[np.ndarray]
+    packets: AudioPackets | None = None  # copied audio (then ``blocks`` is empty)
     audio_done: int = 0
     writer: Mp4Writer | None = None
+
+    def close_audio(self) -> None:
+        if self.packets is not None:
+            self.packets.close()
 
 
 def _planes(frame: av.VideoFrame) -> YuvPlanes:
@@ -144,14 +150,16 @@ def encode_ranges(
     for spec in specs:
         if not (0 <= spec.first <= spec.last < n):
             raise VideoError(f"frame range [{spec.first}, {spec.last}] is outside the video's {n} frames")
-    fmt = audio_format(src) if (audio and info.has_audio) else None
+    copy = audio and info.has_audio and can_copy_audio(src)
+    fmt = audio_format(src) if (audio and info.has_audio and not copy) else None
     outputs: list[_Output] = []
     for spec in specs:
         start_s = float(times[spec.first])
         end_s = frame_end_time(times, info, spec.last)
         origin = start_s if spec.origin_s is None else min(spec.origin_s, start_s)
         blocks = iter_audio(src, origin, end_s, fmt) if fmt is not None else iter(())
-        outputs.append(_Output(spec, start_s, end_s, origin, blocks))
+        packets = AudioPackets(src, start_s, end_s, origin) if copy else None
+        outputs.append(_Output(spec, start_s, end_s, origin, blocks, packets))
     lo = min(s.first for s in specs)
     hi = max(s.last for s in specs)
     total = hi - lo + 1
@@ -178,12 +186,16 @@ def encode_ranges(
                 if o.writer is None:
                     shape = rgb.shape if rgb is not None else (out_frame.height, out_frame.width)
                     w, h = shape[1], shape[0]
-                    o.writer = Mp4Writer(o.spec.path, w, h, info.fps, TIME_BASE, fmt, crf, preset)
+                    template = o.packets.stream if o.packets is not None else None
+                    o.writer = Mp4Writer(o.spec.path, w, h, info.fps, TIME_BASE, fmt, crf, preset, template)
                 if rgb is None:
                     o.writer.write_video_frame(out_frame, pts)
                 else:
                     o.writer.write_frame(rgb, pts)
-                if fmt is not None:  # keep audio about half a second ahead of video: a well interleaved file
+                if o.packets is not None:  # audio about half a second ahead of video: a well interleaved file
+                    for packet in o.packets.until(t - o.origin + _AUDIO_LEAD_S):
+                        o.writer.write_audio_packet(packet)
+                elif fmt is not None:
                     want = math.ceil((t - o.origin + _AUDIO_LEAD_S) * fmt.sample_rate)
                     while o.audio_done < want:
                         block = next(o.blocks, None)
@@ -200,6 +212,9 @@ def encode_ranges(
                 )
             for block in o.blocks:
                 o.writer.write_audio(block)
+            if o.packets is not None:
+                for packet in o.packets.until(None):
+                    o.writer.write_audio_packet(packet)
             o.writer.close()
     except BaseException:
         for o in outputs:
@@ -209,8 +224,12 @@ def encode_ranges(
                 finally:
                     Path(o.spec.path).unlink(missing_ok=True)
         raise
+    finally:
+        for o in outputs:
+            o.close_audio()
+    has_audio = fmt is not None or copy
     return [
-        ClipResult(Path(o.spec.path), o.spec.first, o.spec.last, o.start_s, o.end_s, fmt is not None)
+        ClipResult(Path(o.spec.path), o.spec.first, o.spec.last, o.start_s, o.end_s, has_audio)
         for o in outputs
     ]
 

@@ -220,6 +220,10 @@ class Renderer:
 
     annotators: Sequence[Annotator] = field(default_factory=list)
     with_strip: bool = True
+    # (width, strip height) -> (the last strip drawn in RGB, its I420 conversion, flat Y|U|V): see render_yuv.
+    _strips: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def render(self, rgb: np.ndarray, index: int, time_s: float) -> np.ndarray:
         h, w = rgb.shape[:2]
@@ -246,11 +250,43 @@ class Renderer:
     def canvas_size(self, width: int, height: int) -> tuple[int, int]:
         return width, height + (strip_height(height) if self.with_strip else 0)
 
+    def _strip_i420(self, strip: np.ndarray) -> np.ndarray:
+        """The flat I420 of an RGB strip, converting only the columns that changed since the last call."""
+        sh, w = strip.shape[:2]
+        cached = self._strips.get((w, sh))
+        if cached is None:
+            i420 = cv2.cvtColor(strip, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+            self._strips[(w, sh)] = (strip, i420)
+            return i420
+        prev, i420 = cached
+        changed = np.flatnonzero((strip != prev).any(axis=(0, 2)))
+        if changed.size:
+            ysz = sh * w
+            y = i420[:ysz].reshape(sh, w)
+            u = i420[ysz : ysz + ysz // 4].reshape(sh // 2, w // 2)
+            v = i420[ysz + ysz // 4 :].reshape(sh // 2, w // 2)
+            # Runs of changed columns (the playhead, the time label), each widened to even edges.
+            breaks = np.flatnonzero(np.diff(changed) > 8)
+            for lo, hi in zip(
+                np.r_[changed[0], changed[breaks + 1]], np.r_[changed[breaks], changed[-1]], strict=True
+            ):
+                c0, c1 = int(lo) & ~1, min(w, (int(hi) | 1) + 1)
+                part = cv2.cvtColor(np.ascontiguousarray(strip[:, c0:c1]), cv2.COLOR_RGB2YUV_I420)
+                pys = sh * (c1 - c0)
+                y[:, c0:c1] = part.reshape(-1)[:pys].reshape(sh, c1 - c0)
+                u[:, c0 // 2 : c1 // 2] = part.reshape(-1)[pys : pys + pys // 4].reshape(sh // 2, -1)
+                v[:, c0 // 2 : c1 // 2] = part.reshape(-1)[pys + pys // 4 :].reshape(sh // 2, -1)
+        self._strips[(w, sh)] = (strip, i420)
+        return i420
+
     def render_yuv(self, src: YuvPlanes, out: YuvPlanes, index: int, time_s: float) -> None:
         """Copy the yuv420p picture ``src`` into ``out`` (sized by :meth:`canvas_size`) and annotate it.
 
         Sizes must be even. Only the strip (11% of the pixels) is drawn in RGB and converted; the picture
-        keeps the decoder's pixels, so the clip loses no quality to colour conversions.
+        keeps the decoder's pixels, so the clip loses no quality to colour conversions. From one frame to
+        the next the strip changes only where the playhead and the time label are, so only the columns
+        that differ from the previous frame's strip are converted again (the I420 conversion works on
+        2x2 blocks, so an even-aligned column range converts exactly as in the whole strip).
         """
         y, u, v = src
         h, w = y.shape
@@ -266,7 +302,7 @@ class Renderer:
             for a in self.annotators:
                 if getattr(a, "on_strip", False):
                     a.annotate(strip, strip_info)
-            i420 = cv2.cvtColor(strip, cv2.COLOR_RGB2YUV_I420).reshape(-1)  # Y, then U, then V
+            i420 = self._strip_i420(strip)  # Y, then U, then V
             ysz = strip_h * w
             csz = ysz // 4
             oy[h:] = i420[:ysz].reshape(strip_h, w)
@@ -292,6 +328,7 @@ def _font_scale(strip_h: int) -> float:
     return max(0.35, min(1.2, strip_h / 70))
 
 
+@functools.lru_cache(maxsize=256)
 def _fit(text: str, max_width: int, scale: float) -> str:
     """Longest prefix (with an ellipsis) that fits ``max_width`` pixels."""
     if cv2.getTextSize(text, _FONT, scale, 1)[0][0] <= max_width:

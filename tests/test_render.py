@@ -48,6 +48,46 @@ def test_renderer_adds_strip_and_leaves_picture_alone_without_boxes():
     assert (out[360:] != out[360, 0]).any()  # something drawn in the strip
 
 
+def _planes_of(frame_h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.zeros((frame_h, w), np.uint8),
+        np.zeros((frame_h // 2, w // 2), np.uint8),
+        np.zeros((frame_h // 2, w // 2), np.uint8),
+    )
+
+
+def test_yuv_strip_converted_by_changed_columns_equals_a_whole_conversion():
+    """The YUV path converts only the strip columns that changed since the last frame: same pixels."""
+    import cv2
+
+    w, h = 320, 180
+    rng = np.random.default_rng(0)
+    src = (
+        rng.integers(0, 256, (h, w), np.uint8),
+        rng.integers(0, 256, (h // 2, w // 2), np.uint8),
+        rng.integers(0, 256, (h // 2, w // 2), np.uint8),
+    )
+    boxes = {i: (10.0 + i, 20.0, 80.0 + i, 90.0) for i in range(0, 40, 3)}
+    annotators = [BoxAnnotator(boxes), LabelAnnotator("a red square"), TimelineAnnotator(4.0, (1.0, 3.0))]
+    cached = Renderer(annotators)
+    ch = cached.canvas_size(w, h)[1]
+    changed_columns = []
+    for i in range(40):  # the playhead and the time label move; the rest of the strip stays
+        t = i * 0.1
+        out = _planes_of(ch, w)
+        cached.render_yuv(src, out, i, t)
+        fresh = Renderer(list(cached.annotators))  # no cache: converts the whole strip
+        ref = _planes_of(ch, w)
+        fresh.render_yuv(src, ref, i, t)
+        for a, b in zip(out, ref, strict=True):
+            assert np.array_equal(a, b), i
+        strip_rgb = np.empty((ch - h, w, 3), np.uint8)
+        strip_rgb[:] = (24, 24, 24)
+        i420 = cv2.cvtColor(strip_rgb, cv2.COLOR_RGB2YUV_I420)
+        changed_columns.append(int((out[0][h:] != i420[: ch - h]).any(axis=0).sum()))
+    assert min(changed_columns) > 0  # the strip is really drawn (not left at its background)
+
+
 def test_timeline_marks_the_span_in_red():
     rgb = np.zeros((200, 400, 3), np.uint8)
     out = Renderer([TimelineAnnotator(10.0, (5.0, 10.0), show_time=False)]).render(rgb, 0, 0.0)

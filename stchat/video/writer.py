@@ -2,9 +2,10 @@
 
 yuv420p and even dimensions are what every browser's H.264 decoder accepts; ``faststart`` moves the index
 to the front so playback starts before the download ends. Frames carry their own timestamps (in the
-writer's time base), so variable frame rates survive. Audio is written from float32 sample blocks with
-sample-count timestamps starting at 0 -- the same origin as the video timestamps -- which is what keeps
-them in sync.
+writer's time base), so variable frame rates survive. Audio is either copied packets of the source
+(``audio_copy``: an AAC/MP3 stream to use as the template, see :mod:`stchat.video.audio`) with their own
+timestamps, or encoded to AAC from float32 sample blocks with sample-count timestamps starting at 0. Both
+share the video's origin (the clip's first frame is 0), which is what keeps them in sync.
 """
 
 from __future__ import annotations
@@ -45,12 +46,18 @@ class Mp4Writer:
         audio: AudioFormat | None = None,
         crf: int = 20,
         preset: str = "superfast",
+        audio_copy: av.AudioStream | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = even_size(width, height)
         self.time_base = time_base
         try:
-            self._out = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+            # A 90 kHz movie clock (FFmpeg's default is 1 ms): a track's start offset is an edit list
+            # entry on that clock, and copied audio that starts 2.667 ms into the clip must not move to 2.
+            self._out = av.open(
+                str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"},
+                container_options={"movie_timescale": "90000"},
+            )
         except (av.FFmpegError, OSError) as exc:
             raise VideoError(f"cannot write {self.path}: {exc}") from None
         vs = self._out.add_stream("libx264", rate=fps)
@@ -66,7 +73,10 @@ class Mp4Writer:
         self._fifo: av.AudioFifo | None = None
         self._audio_fmt = audio
         self._audio_samples = 0
-        if audio is not None:
+        if audio_copy is not None:  # packets copied from the source: no encoder
+            self._audio = self._out.add_stream_from_template(audio_copy)
+            self._audio_fmt = None
+        elif audio is not None:
             stream = self._out.add_stream("aac", rate=audio.sample_rate, layout=audio.layout)
             stream.bit_rate = 128_000 if audio.channels == 2 else 96_000
             self._audio = stream
@@ -98,6 +108,13 @@ class Mp4Writer:
         self._out.mux(self._video.encode(frame))
 
     # -- audio ---------------------------------------------------------------------------------------
+    def write_audio_packet(self, packet: av.Packet) -> None:
+        """Mux one copied source packet (timestamps already relative to the clip's first frame)."""
+        if self._audio is None or self._audio_fmt is not None:
+            raise VideoError(f"{self.path.name}: this writer does not copy audio packets")
+        packet.stream = self._audio
+        self._out.mux(packet)
+
     def write_audio(self, samples: np.ndarray) -> None:
         """Append float32 ``(channels, n)`` samples; the first sample plays at time 0."""
         if self._audio is None or self._fifo is None or self._audio_fmt is None:
@@ -125,7 +142,7 @@ class Mp4Writer:
     def close(self) -> None:
         try:
             self._out.mux(self._video.encode(None))
-            if self._audio is not None:
+            if self._audio is not None and self._audio_fmt is not None:
                 self._drain_audio(final=True)
                 self._out.mux(self._audio.encode(None))
         finally:
