@@ -5,9 +5,14 @@
    (keeping the 100), and decord / torchcodec when importable (benchmark-only; put them on ``PYTHONPATH``,
    e.g. ``pip install --target DIR decord torchcodec``). Pixels are compared with every anchor.
 2. The clip of a 10 s segment (``render_answer``, clip only, superfast/crf 20) against plain ffmpeg
-   re-encoding the same segment at the same x264 settings (imageio-ffmpeg's binary); and ``--full``
-   (clip + whole annotated video in one pass) against the clip alone.
-3. ``stchat probe`` against ``ffmpeg -i`` (imageio-ffmpeg ships no ffprobe), both as fresh processes.
+   re-encoding the same segment at the same x264 settings (imageio-ffmpeg's binary), with the audio
+   treated as stchat treats it (``-c:a copy``: stchat copies AAC packets) and, for reference, with the
+   audio re-encoded to AAC (ffmpeg's default, what stchat did before); and ``--full`` (clip + whole
+   annotated video in one pass) against the clip alone.
+3. ``stchat probe`` against ``ffmpeg -i`` (imageio-ffmpeg ships no ffprobe, so ``ffmpeg -i`` stands in
+   for it: it opens the file and prints the stream facts from the header), both as fresh processes;
+   also ``stchat probe --full`` (every packet read, first frame decoded) and a bare ``python -c pass``
+   of the same interpreter, the floor any Python command starts from.
 
 Each pair is run interleaved ``--repeat`` times; the median ratio is printed, by wall time and by CPU time
 (user + system of the process and its children: steadier than wall time on a busy machine).
@@ -148,14 +153,14 @@ def bench_sampling(src: Path, repeat: int) -> None:
 
 # --------------------------------------------------------------------------- 2. clip vs ffmpeg
 
-def ffmpeg_segment(src: Path, out: Path, start: float, dur: float) -> None:
+def ffmpeg_segment(src: Path, out: Path, start: float, dur: float, audio: str = "copy") -> None:
     cmd = [FFMPEG, "-v", "error", "-y", "-ss", f"{start}", "-t", f"{dur}", "-i", str(src),
            "-c:v", "libx264", "-preset", "superfast", "-crf", "20", "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-movflags", "+faststart", str(out)]
+           "-c:a", audio, "-movflags", "+faststart", str(out)]
     subprocess.run(cmd, check=True, timeout=900)
 
 
-def bench_clip(src: Path, work: Path, repeat: int) -> None:
+def bench_clip(src: Path, work: Path, repeat: int, full_too: bool = True) -> None:
     info = probe(src)
     start_s, dur = 20.0, 10.0
     span = (start_s / info.duration_s, (start_s + dur) / info.duration_s)
@@ -170,7 +175,10 @@ def bench_clip(src: Path, work: Path, repeat: int) -> None:
         return render_answer(src, ans, out_dir=work / "full", query="a red square", write_annotated=True)
 
     r = pair(clip, lambda: ffmpeg_segment(src, work / "ffmpeg.mp4", start_s, dur), repeat)
-    print(f"[2] {info.height}p clip of a {dur:.0f} s segment (superfast, crf 20): stchat / ffmpeg = {fmt(r)}")
+    print(f"[2] {info.height}p clip of a {dur:.0f} s segment (superfast, crf 20, audio copied by both): "
+          f"stchat / ffmpeg = {fmt(r)}")
+    r = pair(clip, lambda: ffmpeg_segment(src, work / "ffmpeg_aac.mp4", start_s, dur, "aac"), repeat)
+    print(f"    same, ffmpeg re-encoding the audio to AAC: stchat / ffmpeg = {fmt(r)}")
     out = clip()
     first = out.mapped.first_frame  # type: ignore[attr-defined]
     ks = list(range(0, 280, 31))
@@ -181,8 +189,9 @@ def bench_clip(src: Path, work: Path, repeat: int) -> None:
     rows = slice(0, info.height // 6)
     ours_db, theirs_db = psnr(ours[:, rows], ref[:, rows]), psnr(theirs[:, rows], ref[:, rows])
     print(f"    PSNR vs the source above the boxes: stchat {ours_db:.2f} dB, ffmpeg {theirs_db:.2f} dB")
-    r = pair(full, clip, max(1, repeat // 2))
-    print(f"    --full ({info.duration_s:.0f} s annotated video + clip, one pass) / clip only = {fmt(r)}")
+    if full_too:
+        r = pair(full, clip, max(1, repeat // 2))
+        print(f"    --full ({info.duration_s:.0f} s annotated video + clip, one pass) / clip only = {fmt(r)}")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -203,8 +212,19 @@ def bench_probe(src: Path, repeat: int) -> None:
         subprocess.run([FFMPEG, "-hide_banner", "-i", str(src)], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=300)
 
+    def ours_full() -> None:
+        subprocess.run([sys.executable, "-m", "stchat.cli", "probe", "--full", str(src)], check=True,
+                       env=env, stdout=subprocess.DEVNULL, timeout=300)
+
+    def python_pass() -> None:
+        subprocess.run([sys.executable, "-c", "pass"], check=True, env=env, timeout=300)
+
     r = pair(ours, ffmpeg_i, repeat)
     print(f"[3] stchat probe / ffmpeg -i (fresh processes) = {fmt(r)}")
+    r = pair(ours_full, ffmpeg_i, repeat)
+    print(f"    stchat probe --full / ffmpeg -i = {fmt(r)}")
+    r = pair(python_pass, ffmpeg_i, repeat)
+    print(f"    python -c pass (the interpreter's own start) / ffmpeg -i = {fmt(r)}")
 
     def ours_in_process() -> None:
         _index_cached.cache_clear()  # no help from an earlier call
@@ -225,12 +245,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="folder for the generated clips (reused when present)")
     ap.add_argument("--only", choices=("sampling", "clip", "probe"), help="run one part")
+    ap.add_argument("--sizes", default="1280x720,1920x1080", help="clip sizes, comma-separated")
+    ap.add_argument("--no-full", action="store_true", help="skip the --full vs clip-only measurement")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="stchat-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; PyAV {av.__version__}")
     clips = {}
-    for size in ("1280x720", "1920x1080"):
+    for size in args.sizes.split(","):
         path = work / f"bench_{size}_{args.seconds}s.mp4"
         if not path.exists():
             make_clip(path, size, args.seconds)
@@ -240,9 +262,9 @@ def main() -> None:
             bench_sampling(path, args.repeat)
     if args.only in (None, "clip"):
         for path in clips.values():
-            bench_clip(path, work, args.repeat)
+            bench_clip(path, work, args.repeat, full_too=not args.no_full)
     if args.only in (None, "probe"):
-        bench_probe(clips["1280x720"], args.repeat)
+        bench_probe(next(iter(clips.values())), args.repeat)
     print(f"files in {work}")
 
 

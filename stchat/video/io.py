@@ -33,6 +33,10 @@ import av
 
 from stchat.errors import VideoError
 from stchat.video.info import VideoInfo
+from stchat.video.limits import DEFAULT_LIMITS, VideoLimits
+from stchat.video.limits import check_file as _check_file
+from stchat.video.limits import check_limits as _check_limits
+from stchat.video.limits import fail as _fail
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,20 +55,6 @@ _RESUME_FRAMES = 150
 
 
 @dataclass(frozen=True)
-class VideoLimits:
-    """What we agree to read; anything larger is refused with a clear :class:`VideoError`."""
-
-    max_file_bytes: int = 4 * 1024**3
-    max_duration_s: float = 4 * 3600.0
-    max_width: int = 7680
-    max_height: int = 7680
-    max_frames: int = 2_000_000
-
-
-DEFAULT_LIMITS = VideoLimits()
-
-
-@dataclass(frozen=True)
 class _Index:
     """The demuxed packet index of the video stream (no decoding)."""
 
@@ -79,25 +69,9 @@ class _Index:
     damaged: bool  # packets were missing, cut off or unreadable
 
 
-def _fail(path: Path, what: str) -> VideoError:
-    return VideoError(f"{path.name}: {what}")
-
-
 def _ffmpeg_reason(exc: BaseException) -> str:
     msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return " ".join(str(msg).split())
-
-
-def _check_file(path: Path, limits: VideoLimits) -> None:
-    if not path.exists():
-        raise _fail(path, "file not found")
-    if not path.is_file():
-        raise _fail(path, "not a regular file")
-    size = path.stat().st_size
-    if size == 0:
-        raise _fail(path, "file is empty")
-    if size > limits.max_file_bytes:
-        raise _fail(path, f"file is {size / 1e6:.0f} MB, over the {limits.max_file_bytes / 1e6:.0f} MB limit")
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -306,17 +280,6 @@ def probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) ->
     )
     _check_limits(p, info, limits)
     return info
-
-
-def _check_limits(path: Path, info: VideoInfo, limits: VideoLimits) -> None:
-    if info.duration_s > limits.max_duration_s:
-        raise _fail(path, f"is {info.duration_s:.0f} s long, over the {limits.max_duration_s:.0f} s limit")
-    if info.width > limits.max_width or info.height > limits.max_height:
-        raise _fail(
-            path, f"is {info.width}x{info.height}, over the {limits.max_width}x{limits.max_height} limit"
-        )
-    if info.frame_count > limits.max_frames:
-        raise _fail(path, f"has {info.frame_count} frames, over the {limits.max_frames} limit")
 
 
 def frame_times(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> np.ndarray:

@@ -1,0 +1,591 @@
+"""``stchat probe``'s fast path: an MP4/MOV file's facts from its index boxes, without importing PyAV.
+
+The full probe (:func:`stchat.video.io.probe`) imports PyAV (~70 ms of CPU before it reads a byte), walks
+every packet and decodes the first frame. For the common file -- MP4/MOV, H.264 video, AAC or no audio, a
+plain edit list -- everything it reports is already in the ``moov`` box: the sample tables give every
+frame's timestamp (``stts`` + ``ctts`` + ``elst``), the keyframes, and where every sample's bytes lie
+(``stsc``/``stco``/``stsz``); the SPS in ``avcC`` gives the decoded size and aspect ratio; ``tkhd`` the
+rotation. This module reads those boxes with ``struct`` (no numpy either) and derives each fact the way
+FFmpeg's mov demuxer does, so the result equals the full probe's (a test checks every field on every
+clip we have).
+
+Truncation is still caught: a sample whose bytes lie past the end of the file is what the full packet
+pass would find cut off, so the fast path checks the last byte of every sample (of every track) against
+the file size instead of reading the packets. Whenever anything is outside what this module vouches for
+-- another container or codec, fragmented MP4, several edits, negative composition offsets, samples
+past the end of the file, implicit HE-AAC -- :func:`quick_probe` returns None and the caller runs the full
+probe. What the fast path cannot see is a sample whose bytes are present but garbage; ``stchat probe
+--full`` decodes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import accumulate
+from pathlib import Path
+
+from stchat.video.info import VideoInfo
+from stchat.video.limits import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
+
+MOV_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"  # FFmpeg's name for the demuxer, what the full probe reports
+_VIDEO_CODECS = {b"avc1": "h264", b"avc3": "h264"}
+_HEADER_SLACK_S = 2.0  # as stchat.video.io
+_MAX_MOOV = 256 * 1024 * 1024
+_INT_MAX = 2**31 - 1
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+_AAC_CHANNELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 8}
+_SAR_TABLE = (
+    None, (1, 1), (12, 11), (10, 11), (16, 11), (40, 33), (24, 11), (20, 11), (32, 11), (80, 33),
+    (18, 11), (15, 11), (64, 33), (160, 99), (4, 3), (3, 2), (2, 1),
+)
+
+
+class _Unsure(Exception):
+    """The fast path cannot vouch for this file: the caller reads it the full way."""
+
+
+@dataclass
+class _Track:
+    kind: bytes = b""
+    timescale: int = 0
+    media_duration: int = 0  # mdhd
+    matrix: tuple[int, ...] = ()
+    edits: list[tuple[int, int, int]] = field(default_factory=list)  # (duration, media_time, rate)
+    entry: bytes = b""  # sample entry type (avc1, mp4a ...)
+    entry_data: bytes = b""
+    stts: list[tuple[int, int]] = field(default_factory=list)
+    ctts: list[tuple[int, int]] | None = None
+    stss: list[int] | None = None
+    sizes: list[int] = field(default_factory=list)
+    stsc: list[tuple[int, int]] = field(default_factory=list)
+    chunks: list[int] = field(default_factory=list)
+
+
+def quick_probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo | None:
+    """The full probe's :class:`VideoInfo` from the index boxes alone, or None when it cannot vouch for it.
+
+    Bad input the cheap checks catch (missing, empty, too large) raises :class:`VideoError` as the full
+    probe does; anything else unusual returns None (the full probe then gives the verdict).
+    """
+    p = Path(path)
+    check_file(p, limits)
+    try:
+        info = _probe(p)
+    except (_Unsure, struct.error, ValueError, IndexError, KeyError, ZeroDivisionError, OSError):
+        return None
+    check_limits(p, info, limits)
+    return info
+
+
+# --------------------------------------------------------------------------- boxes
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of each box in ``data[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        head = 8
+        if size == 1:
+            size, head = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < head or pos + size > end:
+            raise _Unsure
+        yield kind, pos + head, pos + size
+        pos += size
+    if pos != end and end - pos >= 8:
+        raise _Unsure
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
+    for k, a, b in _boxes(data, start, end):
+        if k == kind:
+            return a, b
+    raise _Unsure
+
+
+def _read_moov(path: Path, file_size: int) -> bytes:
+    """The ``moov`` box's payload; every top-level box must lie inside the file (else: cut off)."""
+    moov = None
+    with open(path, "rb") as fh:
+        pos = 0
+        first = True
+        while pos < file_size:
+            fh.seek(pos)
+            head = fh.read(16)
+            if len(head) < 8:
+                raise _Unsure
+            size, kind = struct.unpack_from(">I4s", head)
+            hlen = 8
+            if size == 1:
+                if len(head) < 16:
+                    raise _Unsure
+                size, hlen = struct.unpack_from(">Q", head, 8)[0], 16
+            elif size == 0:
+                size = file_size - pos
+            if first and kind not in (b"ftyp", b"moov", b"free", b"skip", b"wide", b"mdat", b"pnot"):
+                raise _Unsure  # not an ISO/QuickTime file
+            first = False
+            if size < hlen or pos + size > file_size:
+                raise _Unsure  # a box runs past the end of the file: let the full probe measure the damage
+            if kind in (b"moof", b"mfra"):
+                raise _Unsure  # fragmented MP4: samples live outside moov
+            if kind == b"moov":
+                if moov is not None or size > _MAX_MOOV:
+                    raise _Unsure
+                fh.seek(pos + hlen)
+                moov = fh.read(size - hlen)
+            pos += size
+    if moov is None:
+        raise _Unsure
+    return moov
+
+
+def _full_box(data: bytes, a: int) -> tuple[int, int]:
+    """(version, offset of the payload after version and flags)."""
+    return data[a], a + 4
+
+
+def _parse_track(data: bytes, a: int, b: int) -> _Track:
+    t = _Track()
+    tk_a, _ = _child(data, a, b, b"tkhd")
+    v, o = _full_box(data, tk_a)
+    o += 32 if v == 1 else 20  # times, track id, reserved, duration
+    o += 16  # reserved, layer, alternate group, volume, reserved
+    t.matrix = struct.unpack_from(">9i", data, o)
+    for k, ka, kb in _boxes(data, a, b):
+        if k == b"edts":
+            el_a, _ = _child(data, ka, kb, b"elst")
+            v, o = _full_box(data, el_a)
+            (n,) = struct.unpack_from(">I", data, o)
+            o += 4
+            for _ in range(n):
+                if v == 1:
+                    dur, media, rate = struct.unpack_from(">QqI", data, o)
+                    o += 20
+                else:
+                    dur, media, rate = struct.unpack_from(">IiI", data, o)
+                    o += 12
+                t.edits.append((dur, media, rate))
+    md_a, md_b = _child(data, a, b, b"mdia")
+    h_a, _ = _child(data, md_a, md_b, b"mdhd")
+    v, o = _full_box(data, h_a)
+    if v == 1:
+        t.timescale, t.media_duration = struct.unpack_from(">IQ", data, o + 16)
+    else:
+        t.timescale, t.media_duration = struct.unpack_from(">II", data, o + 8)
+    hd_a, _ = _child(data, md_a, md_b, b"hdlr")
+    t.kind = data[hd_a + 8 : hd_a + 12]
+    mi_a, mi_b = _child(data, md_a, md_b, b"minf")
+    st_a, st_b = _child(data, mi_a, mi_b, b"stbl")
+    for k, ka, _kb in _boxes(data, st_a, st_b):
+        _, o = _full_box(data, ka)
+        if k == b"stsd":
+            (n,) = struct.unpack_from(">I", data, o)
+            if n != 1:
+                raise _Unsure
+            size, t.entry = struct.unpack_from(">I4s", data, o + 4)
+            t.entry_data = data[o + 12 : o + 4 + size]
+        elif k == b"stts":
+            (n,) = struct.unpack_from(">I", data, o)
+            t.stts = list(zip(*[iter(struct.unpack_from(f">{2 * n}I", data, o + 4))] * 2, strict=True))
+        elif k == b"ctts":
+            (n,) = struct.unpack_from(">I", data, o)
+            t.ctts = list(zip(*[iter(struct.unpack_from(f">{2 * n}i", data, o + 4))] * 2, strict=True))
+        elif k == b"stss":
+            (n,) = struct.unpack_from(">I", data, o)
+            t.stss = list(struct.unpack_from(f">{n}I", data, o + 4))
+        elif k == b"stsz":
+            fixed, n = struct.unpack_from(">II", data, o)
+            t.sizes = [fixed] * n if fixed else list(struct.unpack_from(f">{n}I", data, o + 8))
+        elif k == b"stz2":
+            raise _Unsure
+        elif k == b"stsc":
+            (n,) = struct.unpack_from(">I", data, o)
+            rows = struct.unpack_from(f">{3 * n}I", data, o + 4)
+            t.stsc = [(rows[i], rows[i + 1]) for i in range(0, 3 * n, 3)]
+        elif k == b"stco":
+            (n,) = struct.unpack_from(">I", data, o)
+            t.chunks = list(struct.unpack_from(f">{n}I", data, o + 4))
+        elif k == b"co64":
+            (n,) = struct.unpack_from(">I", data, o)
+            t.chunks = list(struct.unpack_from(f">{n}Q", data, o + 4))
+    return t
+
+
+# --------------------------------------------------------------------------- tables -> facts
+
+
+def _data_end(t: _Track) -> int:
+    """The last byte any sample of the track occupies (chunk offset + the sizes of its samples)."""
+    if not t.stsc or not t.chunks:
+        raise _Unsure
+    cum = [0, *accumulate(t.sizes)]
+    sample = 0
+    end = 0
+    n_chunks = len(t.chunks)
+    for i, (first, per) in enumerate(t.stsc):
+        last = t.stsc[i + 1][0] - 1 if i + 1 < len(t.stsc) else n_chunks
+        if first < 1 or last > n_chunks or per < 0:
+            raise _Unsure
+        for chunk in range(first, last + 1):
+            nxt = min(sample + per, len(t.sizes))
+            if nxt > sample:
+                end = max(end, t.chunks[chunk - 1] + cum[nxt] - cum[sample])
+            sample = nxt
+    if sample != len(t.sizes):
+        raise _Unsure
+    return end
+
+
+def _stts_facts(t: _Track) -> tuple[list[int], int, int]:
+    """(dts of every sample, FFmpeg's duration_for_fps, its frame count) from ``stts``."""
+    dts: list[int] = []
+    now = 0
+    duration = 0
+    total = 0
+    for i, (count, delta) in enumerate(t.stts):
+        if delta > _INT_MAX:
+            raise _Unsure  # FFmpeg treats these as negative corrections
+        for _ in range(count):
+            dts.append(now)
+            now += delta
+        # FFmpeg's correction for a huge last sample duration (mov_read_stts), which enters the frame rate.
+        if i + 1 == len(t.stts) and i and count == 1 and total > 100 and delta // 10 > duration // total:
+            delta = duration // total
+        duration += delta * count
+        total += count
+    return dts, duration, total
+
+
+def _rescale(a: int, b: int, c: int) -> int:
+    """FFmpeg's av_rescale: a * b / c rounded to the nearest, halves away from zero."""
+    q, r = divmod(abs(a) * b, c)
+    if 2 * r >= c:
+        q += 1
+    return q if a >= 0 else -q
+
+
+def _edit(t: _Track, movie_ts: int) -> tuple[int, int, int | None]:
+    """(empty lead-in in track units, media time of the one edit, its length in track units or None)."""
+    lead = 0
+    media = 0
+    length: int | None = None
+    real = [e for e in t.edits if e[1] != -1]
+    if len(real) > 1:
+        raise _Unsure
+    for dur, media_time, rate in t.edits:
+        if rate != 0x10000 or dur == 0:
+            raise _Unsure
+        if media_time == -1:
+            if real and (dur, media_time, rate) != t.edits[0]:
+                raise _Unsure  # an empty edit after the real one
+            lead += _rescale(dur, t.timescale, movie_ts)
+        else:
+            media = media_time
+            length = _rescale(dur, t.timescale, movie_ts) if dur else None
+    return lead, media, length
+
+
+def _stream_duration(t: _Track, movie_ts: int, stts_duration: int) -> int:
+    """FFmpeg's stream duration: the shorter of mdhd's and the samples', cut to the edit list's length."""
+    duration = min(t.media_duration, stts_duration) if stts_duration else t.media_duration
+    if t.edits:
+        duration = min(duration, sum(_rescale(d, t.timescale, movie_ts) for d, _, _ in t.edits))
+    return duration
+
+
+def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], int, int]:
+    """Presentation timestamps in presentation order (track units), duration_for_fps, frames_for_fps."""
+    dts, fps_duration, fps_frames = _stts_facts(t)
+    n = len(t.sizes)
+    if len(dts) != n or n == 0:
+        raise _Unsure
+    if t.ctts is None:
+        offsets = [0] * n
+    else:
+        offsets = []
+        for count, off in t.ctts:
+            # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back
+            # to every pts, so pts = dts + offset either way.
+            offsets.extend([off] * count)
+        if len(offsets) != n:
+            raise _Unsure
+    lead, media, length = _edit(t, movie_ts)
+    cts = [d + o for d, o in zip(dts, offsets, strict=True)]
+    if t.edits:
+        # Every frame must lie inside the edit: FFmpeg would mark the others as discarded.
+        if min(cts) < media or (length is not None and max(cts) >= media + length):
+            raise _Unsure
+    shift = media
+    if t.edits and min(cts) > media:
+        shift = min(cts)  # FFmpeg moves the first frame of an edited video track to the edit's start
+    pts = sorted(c - shift + lead for c in cts)
+    if len(set(pts)) != n:
+        raise _Unsure
+    return pts, fps_duration, fps_frames
+
+
+class _Bits:
+    """An H.264 RBSP bit reader (emulation-prevention bytes removed)."""
+
+    def __init__(self, nal: bytes) -> None:
+        self.data = nal.replace(b"\x00\x00\x03", b"\x00\x00")
+        self.pos = 0
+
+    def u(self, n: int) -> int:
+        v = 0
+        for _ in range(n):
+            byte = self.data[self.pos >> 3]
+            v = (v << 1) | ((byte >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return v
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+            if zeros > 31:
+                raise _Unsure
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k % 2 else -(k // 2)
+
+
+def _sps(nal: bytes) -> tuple[int, int, Fraction | None]:
+    """Cropped width and height and the VUI sample aspect ratio (None: unspecified) of an H.264 SPS."""
+    r = _Bits(nal[1:])  # after the NAL header byte
+    profile = r.u(8)
+    r.u(16)  # constraint flags, level
+    r.ue()  # sps id
+    chroma = 1
+    if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        chroma = r.ue()
+        if chroma == 3:
+            r.u(1)
+        r.ue()
+        r.ue()
+        r.u(1)
+        if r.u(1):  # scaling matrices
+            for i in range(8 if chroma != 3 else 12):
+                if r.u(1):
+                    size, last, nxt = (16 if i < 6 else 64), 8, 8
+                    for _ in range(size):
+                        if nxt:
+                            nxt = (last + r.se() + 256) % 256
+                        last = nxt or last
+    r.ue()  # log2_max_frame_num
+    poc = r.ue()
+    if poc == 0:
+        r.ue()
+    elif poc == 1:
+        r.u(1)
+        r.se()
+        r.se()
+        for _ in range(r.ue()):
+            r.se()
+    r.ue()  # max refs
+    r.u(1)
+    w_mbs, h_units = r.ue() + 1, r.ue() + 1
+    frame_mbs_only = r.u(1)
+    if not frame_mbs_only:
+        r.u(1)
+    r.u(1)
+    width, height = 16 * w_mbs, 16 * h_units * (2 - frame_mbs_only)
+    if r.u(1):  # cropping
+        left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
+        cx = 1 if chroma in (0, 3) else 2
+        cy = (2 if chroma == 1 else 1) * (2 - frame_mbs_only)
+        width -= cx * (left + right)
+        height -= cy * (top + bottom)
+    sar = None
+    if r.u(1) and r.u(1):  # VUI present, aspect ratio info present
+        idc = r.u(8)
+        if idc == 255:
+            num, den = r.u(16), r.u(16)
+        elif 0 < idc < len(_SAR_TABLE):
+            num, den = _SAR_TABLE[idc]  # type: ignore[misc]
+        else:
+            num, den = 0, 0
+        if num > 0 and den > 0:
+            sar = Fraction(num, den)
+    if width <= 0 or height <= 0:
+        raise _Unsure
+    return width, height, sar
+
+
+def _video_entry(t: _Track) -> tuple[int, int, Fraction | None]:
+    """Decoded size and sample aspect ratio (a ``pasp`` box wins over the SPS, as in FFmpeg)."""
+    d = t.entry_data
+    boxes = {k: d[a:b] for k, a, b in _boxes(d, 78, len(d))}
+    avcc = boxes.get(b"avcC")
+    if avcc is None or len(avcc) < 8 or avcc[5] & 0x1F < 1:
+        raise _Unsure
+    (n,) = struct.unpack_from(">H", avcc, 6)
+    width, height, sar = _sps(avcc[8 : 8 + n])
+    pasp = boxes.get(b"pasp")
+    if pasp is not None:
+        h, v = struct.unpack_from(">II", pasp)
+        if h > 0 and v > 0:
+            sar = Fraction(h, v)
+    return width, height, sar
+
+
+def _aac_entry(t: _Track) -> tuple[int, int]:
+    """(sample rate, channels) of an AAC-LC ``mp4a`` entry, from its AudioSpecificConfig."""
+    d = t.entry_data
+    (version,) = struct.unpack_from(">H", d, 8)
+    start = {0: 28, 1: 44, 2: 64}.get(version)
+    if start is None:
+        raise _Unsure
+    esds = next((d[a:b] for k, a, b in _boxes(d, start, len(d)) if k == b"esds"), None)
+    if esds is None:
+        raise _Unsure
+    pos = 4  # version and flags
+    asc = None
+    oti = None
+    while pos < len(esds):
+        tag = esds[pos]
+        pos += 1
+        length = 0
+        for _ in range(4):
+            byte = esds[pos]
+            pos += 1
+            length = (length << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        if tag == 3:  # ES descriptor: its fields, then the nested descriptors
+            flags = esds[pos + 2]
+            pos += 3 + (2 if flags & 0x80 else 0)  # ES id, flags, the id it depends on
+            if flags & 0x40:
+                pos += 1 + esds[pos]  # URL
+            pos += 2 if flags & 0x20 else 0  # OCR stream id
+        elif tag == 4:  # decoder config: object type, then nested descriptors
+            oti = esds[pos]
+            pos += 13
+        elif tag == 5:
+            asc = esds[pos : pos + length]
+            break
+        else:
+            pos += length
+    if oti != 0x40 or asc is None or len(asc) < 2:
+        raise _Unsure
+    bits = int.from_bytes(asc[:5].ljust(5, b"\0"), "big")
+    aot, idx = bits >> 35, (bits >> 31) & 0xF
+    if aot != 2 or idx >= len(_AAC_RATES):
+        raise _Unsure  # HE-AAC, explicit rates, other object types: FFmpeg reports what it decodes
+    rate = _AAC_RATES[idx]
+    channels = _AAC_CHANNELS.get((bits >> 27) & 0xF)
+    if channels is None or rate < 32000:
+        raise _Unsure  # a low LC rate may carry implicit SBR (HE-AAC), which only decoding reveals
+    return rate, channels
+
+
+def _rotation(matrix: tuple[int, ...]) -> int:
+    """The clockwise display rotation (0/90/180/270) of a tkhd matrix, as FFmpeg's display matrix gives."""
+    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
+    sa, sb = math.hypot(a, c), math.hypot(b, d)
+    if sa == 0 or sb == 0:
+        return 0
+    ccw = -math.degrees(math.atan2(b / sb, a / sa))  # av_display_rotation_get
+    return int(round(-ccw / 90.0)) * 90 % 360
+
+
+def _probe(p: Path) -> VideoInfo:
+    size = p.stat().st_size
+    moov = _read_moov(p, size)
+    mv_a, _ = _child(moov, 0, len(moov), b"mvhd")
+    v, o = _full_box(moov, mv_a)
+    if v == 1:
+        movie_ts, movie_dur = struct.unpack_from(">IQ", moov, o + 16)
+        m_off = o + 16 + 12 + 16
+    else:
+        movie_ts, movie_dur = struct.unpack_from(">II", moov, o + 8)
+        m_off = o + 8 + 8 + 16
+    if struct.unpack_from(">9i", moov, m_off) != (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000):
+        raise _Unsure
+    if not movie_ts or not movie_dur:
+        raise _Unsure
+    tracks = [_parse_track(moov, a, b) for k, a, b in _boxes(moov, 0, len(moov)) if k == b"trak"]
+    videos = [t for t in tracks if t.kind == b"vide"]
+    audios = [t for t in tracks if t.kind == b"soun"]
+    if len(videos) != 1 or len(audios) > 1 or len(tracks) != len(videos) + len(audios):
+        raise _Unsure
+    for t in tracks:
+        if not t.timescale or _data_end(t) > size:
+            raise _Unsure  # samples past the end: a cut-off file; the full probe says what is readable
+    vt = videos[0]
+    codec = _VIDEO_CODECS.get(vt.entry)
+    if codec is None:
+        raise _Unsure
+    pts, fps_duration, fps_frames = _video_pts(vt, movie_ts)
+    coded_w, coded_h, sar = _video_entry(vt)
+    # (start, duration) of each stream in its own units, then in microseconds as FFmpeg rounds them.
+    spans = [(pts[0], _stream_duration(vt, movie_ts, fps_duration), vt.timescale)]
+    audio = None
+    if audios:
+        at = audios[0]
+        if at.entry != b"mp4a":
+            raise _Unsure
+        audio = _aac_entry(at)
+        lead, _media, _length = _edit(at, movie_ts)
+        # AAC's priming (the edit's media time) is skipped by FFmpeg, so the track starts at its lead-in.
+        spans.append((lead, _stream_duration(at, movie_ts, _stts_facts(at)[1]), at.timescale))
+    starts_us = [_rescale(start, 1_000_000, ts) for start, _, ts in spans]
+    ends_us = [s0 + _rescale(d, 1_000_000, ts) for s0, (_, d, ts) in zip(starts_us, spans, strict=True)]
+    # The container's start is the earliest stream start; its duration runs to the latest stream end
+    # (avformat's update_stream_timings; the mvhd duration is not what FFmpeg reports).
+    origin = Fraction(min(starts_us), 1_000_000)
+    container_us = max(max(_rescale(d, 1_000_000, ts) for _, d, ts in spans), max(ends_us) - min(starts_us))
+    tb = Fraction(1, vt.timescale)
+    n = len(pts)
+    first_s = float(pts[0] * tb - origin)
+    last_s = float(pts[-1] * tb - origin)
+    steps = [b - a for a, b in zip(pts, pts[1:], strict=False)]
+    vfr = bool(steps and float((max(steps) - min(steps)) * tb) > 0.002)
+    if not fps_frames or not fps_duration:
+        raise _Unsure
+    fps = Fraction(vt.timescale * fps_frames, fps_duration)
+    if fps.numerator > _INT_MAX or fps.denominator > _INT_MAX:
+        raise _Unsure  # av_reduce would approximate
+    rotation = _rotation(vt.matrix)
+    declared_s = container_us / 1_000_000
+    video_end = last_s + float(1 / fps)
+    duration = declared_s
+    truncated = False
+    if duration > video_end + max(_HEADER_SLACK_S, 0.01 * video_end):
+        duration = video_end
+        truncated = True
+    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    return VideoInfo(
+        path=str(p),
+        container=MOV_FORMAT,
+        video_codec=codec,
+        duration_s=round(float(duration), 6),
+        fps=fps,
+        fps_float=round(float(fps), 6),
+        frame_count=n,
+        width=width,
+        height=height,
+        coded_width=coded_w,
+        coded_height=coded_h,
+        rotation=rotation,
+        has_audio=audio is not None,
+        audio_codec="aac" if audio is not None else None,
+        audio_sample_rate=audio[0] if audio is not None else None,
+        audio_channels=audio[1] if audio is not None else None,
+        start_time_s=round(first_s, 6),
+        vfr=vfr,
+        sample_aspect_ratio=sar,
+        declared_duration_s=round(float(declared_s), 6),
+        declared_frame_count=sum(c for c, _ in vt.stts) or None,
+        truncated=truncated,
+    )

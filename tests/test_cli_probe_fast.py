@@ -1,0 +1,168 @@
+"""``stchat probe``'s fast path (the MP4 index read in pure Python) says exactly what the full probe says,
+falls back to it for what it cannot vouch for (cut-off files among them), and imports no decoder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import REPO, SYNTHETIC_DIR, official_examples_dir
+
+from stchat.cli import main
+from stchat.video.io import probe
+from stchat.video.quickprobe import quick_probe
+
+SYNTHETIC = sorted(SYNTHETIC_DIR.glob("syn_*.mp4"))
+
+
+def _write(path: Path, n: int = 30, size: tuple[int, int] = (96, 64), rotation: int | None = None,
+           pts: list[int] | None = None, bframes: bool = True, audio: str | None = None,
+           rate: int = 48000) -> Path:
+    """An H.264 clip (25 fps, ms clock), optionally with AAC audio, rotation or irregular timestamps."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.time_base = Fraction(1, 1000)
+        vs.codec_context.options = {"preset": "veryfast", "g": "10", "bf": "3" if bframes else "0"}
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        aus = out.add_stream("aac", rate=rate, layout=audio) if audio else None
+        for i in range(n):
+            img = np.full((h, w, 3), (7 * i) % 256, np.uint8)
+            img[: h // 3, : w // 3] = 255 - img[0, 0]
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = pts[i] if pts is not None else i * 40
+            frame.time_base = Fraction(1, 1000)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        if aus is not None:
+            channels = aus.codec_context.channels
+            for k in range(0, int(n * 0.04 * rate), 1024):
+                block = np.zeros((channels, 1024), np.float32)
+                af = av.AudioFrame.from_ndarray(block, format="fltp", layout=audio)
+                af.sample_rate, af.pts = rate, k
+                out.mux(aus.encode(af))
+            out.mux(aus.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("quickprobe")
+    _write(d / "plain.mp4")
+    _write(d / "nob.mp4", bframes=False)
+    _write(d / "audio.mp4", audio="stereo")
+    _write(d / "mono44.mp4", audio="mono", rate=44100)
+    _write(d / "odd_crop.mp4", size=(100, 58))  # cropped SPS: the decoded size is not a multiple of 16
+    for rot in (90, -90, 180):
+        _write(d / f"rot{rot}.mp4", rotation=rot)
+    _write(d / "vfr.mp4", n=10, pts=[0, 40, 80, 200, 240, 400, 440, 480, 520, 900])
+    _write(d / "quicktime.mov")
+    _write(d / "low_rate_aac.mp4", audio="mono", rate=22050)  # could be HE-AAC: only decoding can tell
+    _write(d / "matroska.mkv")
+    return d
+
+
+def _same_as_full(path: Path) -> bool:
+    """True when the fast path answered (and then equals the full probe); False when it declined."""
+    fast = quick_probe(path)
+    if fast is None:
+        return False
+    assert fast == probe(path), path
+    return True
+
+
+@pytest.mark.parametrize("path", SYNTHETIC, ids=[p.stem for p in SYNTHETIC])
+def test_fast_path_equals_full_probe_on_the_synthetic_clips(path):
+    assert _same_as_full(path)
+
+
+def test_fast_path_equals_full_probe_on_the_official_clips():
+    root = official_examples_dir()
+    if root is None:
+        pytest.skip("official demo clips not found: set STCHAT_VIDEOS or place them in ../shared/videos")
+    clips = sorted(root.glob("*/*.mp4"))
+    assert clips
+    # Real-world files: edit lists, negative composition offsets, 29.97 and odd rates, SAR in the SPS.
+    assert all(_same_as_full(p) for p in clips)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["plain", "nob", "audio", "mono44", "odd_crop", "rot90", "rot-90", "rot180", "vfr", "quicktime.mov"],
+)
+def test_fast_path_equals_full_probe_on_generated_clips(gen, name):
+    path = gen / (name if "." in name else f"{name}.mp4")
+    assert _same_as_full(path)
+
+
+@pytest.mark.parametrize("name", ["low_rate_aac.mp4", "matroska.mkv"])
+def test_fast_path_declines_what_it_cannot_vouch_for(gen, name):
+    path = gen / name
+    assert quick_probe(path) is None
+    assert probe(path).frame_count > 0  # the full probe still reads it
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.95])
+def test_cut_off_files_go_to_the_full_probe_and_are_reported(fraction, tmp_path, capsys):
+    data = (SYNTHETIC_DIR / "syn_a_640x360_25fps_tone.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    assert quick_probe(path) is None  # samples past the end of the file: not for the fast path
+    info = probe(path)
+    assert info.truncated
+    assert main(["probe", str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated" in err[0] and f"{info.frame_count} frames" in err[0]
+
+
+def test_a_file_missing_only_its_last_bytes_is_left_to_the_full_probe(tmp_path, capsys):
+    """The last audio packets are gone: the fast path checks every track's samples and declines."""
+    data = (SYNTHETIC_DIR / "syn_a_640x360_25fps_tone.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[:-100])
+    assert quick_probe(path) is None
+    assert main(["probe", str(path), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts == json.loads(json.dumps({**probe(path).to_dict(), "warning": probe(path).warning()}))
+
+
+def test_moov_at_the_end_and_cut_off_is_refused_like_the_full_probe(gen, tmp_path, capsys):
+    data = (gen / "plain.mp4").read_bytes()  # written without faststart: the index is at the end
+    path = tmp_path / "no_index.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    assert quick_probe(path) is None
+    assert main(["probe", str(path)]) == 2
+    assert "stchat: error:" in capsys.readouterr().err
+
+
+def test_cli_fast_and_full_print_the_same(capsys):
+    path = SYNTHETIC_DIR / "syn_e_640x360_29.97fps_tone.mp4"
+    outputs = []
+    for extra in ([], ["--full"]):
+        assert main(["probe", str(path), "--json", *extra]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1]
+    assert outputs[0]["frame_count"] == probe(path).frame_count and outputs[0]["warning"] is None
+
+
+def test_probe_command_imports_no_decoder_numpy_or_model_code():
+    path = SYNTHETIC_DIR / "syn_b_1280x720_30fps_tone_distractor.mp4"
+    code = (
+        "import sys\n"
+        "from stchat.cli import main\n"
+        f"assert main(['probe', {str(path)!r}]) == 0\n"
+        "heavy = ('av', 'numpy', 'cv2', 'torch', 'transformers', 'PIL')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
