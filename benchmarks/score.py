@@ -1,13 +1,27 @@
-"""How fast the official-identical scorer is: ``python benchmarks/score.py [--n 10000] [--captions]``.
+"""How fast the official-identical scorer is: ``python benchmarks/score.py [--n 10000] [--captions]
+[--official-src DIR --pairs 5]``.
 
 Builds N synthetic result records per task (seeded; realistic answers: a span and ~20 frame boxes per
 ST record), writes them in the official layout, and times ``score_dir`` (file reading included).
+
+With ``--official-src`` (a checkout of appletea233/LLaVA-ST, run as a separate process, never imported
+here) it also times the official scorer against ``stchat eval score`` on the same N STVG records: both as
+the command a user runs (a fresh process: start-up, imports, reading, scoring, writing) and as the scoring
+call alone (``load_jsonl`` + ``eval_stvg`` against ``read_records`` + ``eval_stvg``, each in its own
+process). The two run in interleaved pairs, alternating which goes first; the ratio stchat / official is
+the median over the pairs, in CPU time (user + system of the child: a loaded machine stretches wall time
+for both alike, but unevenly) and in wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,11 +81,110 @@ def build(root: Path, n: int, with_elc: bool) -> None:
     write_records(root / "m/s/rec/refcoco/refcoco.json", rec)
 
 
+def build_stvg(root: Path, n: int) -> Path:
+    """A result folder holding only ``n`` STVG records (the issue's comparison); returns the file."""
+    rng = random.Random(0)
+    path = root / "m/s/st-align/vidstg/stvg.json"
+    write_records(path, (_st_record(rng, "stvg") for _ in range(n)))
+    return path
+
+
+# The scoring call alone, in a fresh process; prints its CPU and wall seconds on the last line. The
+# official one runs with the official checkout on sys.path (cwd), nothing of it is copied here.
+_OFFICIAL_CALL = """
+import sys, time
+from inference.src.metrics import eval_stvg
+from inference.src.utils import load_jsonl
+t0, c0 = time.perf_counter(), time.process_time()
+eval_stvg(load_jsonl(sys.argv[1]), "stvg")
+print(f"@@ {time.process_time() - c0} {time.perf_counter() - t0}")
+"""
+_STCHAT_CALL = """
+import sys, time
+from stchat.eval.metrics import eval_stvg
+from stchat.eval.results import read_records
+t0, c0 = time.perf_counter(), time.process_time()
+eval_stvg(read_records(sys.argv[1]).records, "stvg", captions=None)
+print(f"@@ {time.process_time() - c0} {time.perf_counter() - t0}")
+"""
+
+
+def _child(cmd: list[str], cwd: str | None, env: dict[str, str]) -> tuple[float, float, str]:
+    """(child CPU seconds, wall seconds, stdout) of one command run to completion."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), wall, done.stdout
+
+
+def _call_times(out: str) -> tuple[float, float]:
+    line = next(ln for ln in reversed(out.splitlines()) if ln.startswith("@@ "))
+    cpu, wall = line.split()[1:]
+    return float(cpu), float(wall)
+
+
+def compare_official(official_src: Path, n: int, pairs: int) -> None:
+    """Interleaved pairs stchat / official on the same N STVG records; prints per-pair and median ratios."""
+    if not (official_src / "inference" / "multi_task_eval.py").is_file():
+        sys.exit(f"no inference/multi_task_eval.py under {official_src}")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env_off = dict(env, PYTHONPATH=str(official_src.resolve()))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "results"
+        path = build_stvg(root, n)
+        ours_out = Path(tmp) / "stchat_total_eval.json"
+        official_out = root / "total_eval.json"
+        cli = {
+            "stchat": ([sys.executable, "-m", "stchat.cli", "eval", "score", "--result-dir", str(root),
+                        "--no-captions", "--out", str(ours_out)], None, env),
+            "official": ([sys.executable, "-m", "inference.multi_task_eval", "--result_dir", str(root)],
+                         str(official_src), env_off),
+        }  # fmt: skip
+        call = {
+            "stchat": ([sys.executable, "-c", _STCHAT_CALL, str(path)], None, env),
+            "official": ([sys.executable, "-c", _OFFICIAL_CALL, str(path)], str(official_src), env_off),
+        }
+        ratios: dict[str, list[float]] = {"cli_cpu": [], "cli_wall": [], "call_cpu": [], "call_wall": []}
+        for k in range(pairs):
+            order = ["stchat", "official"] if k % 2 == 0 else ["official", "stchat"]
+            cli_t: dict[str, tuple[float, float]] = {}
+            call_t: dict[str, tuple[float, float]] = {}
+            for who in order:
+                cpu, wall, _ = _child(*cli[who])
+                cli_t[who] = (cpu, wall)
+                official_out.unlink(missing_ok=True)  # the official script writes into the result dir
+            for who in order:
+                call_t[who] = _call_times(_child(*call[who])[2])
+            ratios["cli_cpu"].append(cli_t["stchat"][0] / cli_t["official"][0])
+            ratios["cli_wall"].append(cli_t["stchat"][1] / cli_t["official"][1])
+            ratios["call_cpu"].append(call_t["stchat"][0] / call_t["official"][0])
+            ratios["call_wall"].append(call_t["stchat"][1] / call_t["official"][1])
+            print(
+                f"pair {k + 1} (CPU s / wall s): command stchat "
+                f"{cli_t['stchat'][0]:.2f} / {cli_t['stchat'][1]:.2f},"
+                f" official {cli_t['official'][0]:.2f} / {cli_t['official'][1]:.2f};"
+                f" scoring call stchat {call_t['stchat'][0]:.2f} / {call_t['stchat'][1]:.2f},"
+                f" official {call_t['official'][0]:.2f} / {call_t['official'][1]:.2f}"
+            )
+        med = {k: statistics.median(v) for k, v in ratios.items()}
+        print(
+            f"stchat / official on {n} STVG records, median of {pairs} interleaved pairs: "
+            f"command {med['cli_cpu']:.3f}x CPU ({med['cli_wall']:.3f}x wall), "
+            f"scoring call {med['call_cpu']:.3f}x CPU ({med['call_wall']:.3f}x wall)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=10_000, help="records per task")
     ap.add_argument("--captions", action="store_true", help="also score ELC (Java caption metrics)")
+    ap.add_argument("--official-src", type=Path, help="LLaVA-ST checkout: compare against its scorer")
+    ap.add_argument("--pairs", type=int, default=5, help="interleaved stchat/official pairs")
     args = ap.parse_args()
+    if args.official_src is not None:
+        compare_official(args.official_src, args.n, args.pairs)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build(root, args.n, args.captions)
@@ -98,6 +211,7 @@ def main() -> None:
                 f"  {name:14s} read {read_cpu:6.2f} s CPU, score {score_cpu:6.2f} s CPU: "
                 f"(read + score) / read = {(read_cpu + score_cpu) / max(read_cpu, 1e-9):5.2f}x"
             )
+
 
 if __name__ == "__main__":
     main()

@@ -135,6 +135,27 @@ def test_parsers_match_reference_shapes():
     assert official.parse_stpair_from_text("3,: [1,2,3,4] 5: [1,2,3,4] 3,:[5,6,7,8]") == {3.0: [5, 6, 7, 8]}
 
 
+def test_token_text_equals_replace_and_normalize_tokens():
+    # the scorer's fast token conversion against the per-token callback of stchat.processing.decode on
+    # random mixes of tokens, broken tokens, leading zeros, Unicode digits and the ",]" / ",}" clean-up
+    from stchat.processing.decode import replace_and_normalize
+
+    atoms = ["<TEMP-005>", "<WIDTH-0>", "<HEIGHT-00012>", "<TEMP-\u0663>", "<WIDTH->", "<TEMP-1", "x", " ",
+             ",", "[", "]", "{", "}", "9", ".", ":", "<HEIGHT-0099>"]  # fmt: skip
+    rng = random.Random(3)
+    for _ in range(20_000):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randrange(0, 14)))
+        assert official.token_text(text) == replace_and_normalize(text, return_token=True), text
+    assert official.token_text("1.<TEMP-005>: [<WIDTH-010>]") == "1.5,: [10]"  # zeros gone after the "1."
+
+
+def test_find_stpairs_counts_duplicates_like_the_pair_parser():
+    text = "3,: [1,2,3,4] 5: [1,2,3,4] 3,:[5,6,7,8] 1 0,: [1, 2, 3, 4]"
+    found = official.find_stpairs(text)
+    assert len(found) == 3  # "5:" lacks the comma; "1 0" loses its space first and reads as 10
+    assert {float(g[0]): [float(x) for x in g[1:]] for g in found} == official.parse_stpair_from_text(text)
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [([0.1, 0.5], [0.3, 0.9]), ([0.0, 1.0], [0.2, 0.2]), ([0.6, 0.2], [0.1, 0.9]), ([0.2, 0.4], [0.5, 0.7])],
@@ -238,6 +259,16 @@ def test_st_frame_matching_duplicates_missing_and_extra():
     assert r.stiou == pytest.approx(1 / 4)
     assert r.tiou == pytest.approx(ind_tiou([0.101, 0.303], [0.10101, 0.30303]))
     assert "duplicate_timestamps" in r.flags
+
+
+def test_st_reversed_box_flag_reads_the_final_box_per_frame():
+    split = [0, 49]  # 50 frames: token indices 10 and 11 both land on frame "5"; the later one wins
+    gt = {"5": [0, 0, 10, 10]}
+    out = "<TEMP-010>: " + tok_box(50, 0, 10, 10) + " <TEMP-011>: " + tok_box(0, 0, 10, 10)
+    r = metrics.eval_stvg([_st(split, gt, out)], "svg", captions=None).records[0]
+    assert "reversed_box" not in r.flags and r.siou == ind_iou(gt["5"], [0, 0, round(10 / 99 * 99), 10])
+    r = metrics.eval_stvg([_st(split, gt, out.replace("TEMP-011", "TEMP-030"))], "svg", captions=None)
+    assert "reversed_box" in r.records[0].flags
 
 
 def test_st_thresholds_hit_exactly_use_ge():

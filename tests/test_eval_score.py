@@ -66,6 +66,25 @@ def test_truncated_tail_and_bad_lines(tmp_path):
         read_records(tmp_path / "missing.json")
 
 
+def test_read_records_accepts_exactly_what_json_loads_accepts(tmp_path):
+    # the fast decoder falls back to json.loads for every line it does not take whole
+    lines = ['{"a": 1}', ' {"a": 2}', '{"a": 3}\t', '{"a": 4}x', '{"a": 5}{"b": 6}', "[7]", "", '{"n": NaN}',
+             "\ufeff{}", "{\"a\""]  # fmt: skip
+    p = tmp_path / "r.json"
+    p.write_text("\r\n".join(lines), encoding="utf-8", newline="")
+    loaded = read_records(p)
+    expected = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            expected.append(value)
+    assert json.dumps(loaded.records) == json.dumps(expected)  # NaN != NaN: compare the text
+    assert loaded.bad_lines == [4, 5, 6, 7, 9, 10] and loaded.truncated_tail
+
+
 def _tree(root):
     write_records(root / "m" / "s" / "rec" / "refcoco" / "refcoco.json", REC)
     write_records(root / "m" / "s" / "tvg" / "charades_sta" / "charades_sta.json", TVG)
