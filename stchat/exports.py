@@ -17,6 +17,7 @@ exclusive right/bottom edges (``w = x2 - x1``).
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,20 +137,29 @@ def coco_video(
 
 
 def write_exports(
-    mapped: MappedAnswer, out_dir: Path, label: str | None, video_name: str, fps: float
+    mapped: MappedAnswer, out_dir: Path, label: str | None, video_name: str, fps: float,
+    *, coco_name: str = "boxes_coco.json",
 ) -> dict[str, Path]:
-    """Write every export into ``out_dir`` (the caller publishes them atomically); returns name -> path."""
+    """Write every export into ``out_dir`` (the caller publishes them atomically); returns name -> path.
+
+    ``coco_name`` ending in ``.gz`` writes the COCO JSON gzip-compressed (``stchat eval run``: the
+    official scorer reads every ``*.json`` below a result folder, and per-frame ``images`` add up).
+    """
     boxes = frame_boxes(mapped)
     texts = {
         "segment.vtt": webvtt(mapped, label),
         "segment.srt": srt(mapped, label),
         "clip.vtt": webvtt(mapped, label, offset_s=mapped.start_s),
         "boxes_mot.csv": mot_csv(boxes),
-        "boxes_coco.json": json.dumps(coco_video(mapped, boxes, label, video_name, fps), indent=1) + "\n",
+        coco_name: json.dumps(coco_video(mapped, boxes, label, video_name, fps), indent=1) + "\n",
     }
     paths = {}
     for name, text in texts.items():
         path = out_dir / name
-        path.write_text(text, encoding="utf-8")
+        if name.endswith(".gz"):
+            # mtime=0: the same export gives the same bytes (a resumed run rewrites identical files)
+            path.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
+        else:
+            path.write_text(text, encoding="utf-8")
         paths[name] = path
     return paths

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from stchat.cli import main
-from stchat.eval.results import read_records
+from stchat.eval.results import iter_result_files, read_records
 from stchat.eval.score import score_dir
 from stchat.video.io import read_frames
 
@@ -114,6 +114,15 @@ def test_official_root_subsets_resume_across_forms(
     before = stvg.read_bytes()
     assert _run("eval", "run", "--benchmark", bench / "benchmark.json", "--only", "stvg", *common) == 0
     assert sorted(_ids(stvg)) == ["0", "1", "2"] and stvg.read_bytes().startswith(before)
+    # per-sample exports (the tiny model's answers rarely place anything): only complete folders of
+    # finished samples, no temporary leftovers, and nothing a scorer would take for a result file
+    from stchat.eval import exports
+
+    root = exports.exports_root(stvg)
+    for folder in root.iterdir() if root.is_dir() else ():
+        assert folder.name in {"0", "1", "2"}
+        assert sorted(p.name for p in folder.iterdir()) == sorted(exports.FILES)
+    assert sorted(Path(p).name for p in iter_result_files(out)) == ["charades_sta.json", "stvg.json"]
 
 
 def test_sweep_end_to_end(bench: Path, golden_model_dir: Path, tmp_path: Path) -> None:

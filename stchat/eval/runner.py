@@ -4,6 +4,7 @@ Output: the official result layout ``<save_dir>/<model>/<sub_dir>/<task>/<datase
 one record per sample = the official record (dataset item minus tensors, ``variables``, ``outputs``,
 ``converted_outputs``) plus ``id`` (the sample's position in the benchmark) and ``timing``. The official
 scorer ignores the two extra keys and ours reads official files, so both tools read each other's output.
+Video tasks also get per-sample exports in ``<name>.exports/<id>/`` (:mod:`stchat.eval.exports`).
 
 The pieces: :mod:`stchat.eval.writer` (crash-safe JSON lines, resume, shards and merge),
 :mod:`stchat.eval.engine` (samples, decoding, the engine on ``StableChat``'s generation),
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stchat.eval import distributed as dist_mod
+from stchat.eval import exports as eval_exports
 from stchat.eval import sources
 from stchat.eval.report import scored_samples
 from stchat.eval.results import result_path
@@ -85,6 +87,9 @@ class RunOptions:
         None, "fine-tuning output directory (stchat train) to apply; results go to sub-dir "
         "'<sub-dir>/adapter-<name>' unless --sub-dir is given")
     no_progress: bool = option(False, "no progress bar")
+    no_exports: bool = option(
+        False, "skip the per-sample exports (<name>.exports/<id>/: segment.vtt/srt, clip.vtt, boxes_mot.csv, "
+        "boxes_coco.json.gz) of video tasks")
 
 
 _SOURCES = ("official_root", "annotations", "benchmark")
@@ -169,10 +174,16 @@ def run_from_args(
     try:
         engine = _engine(args, model, decoding, info, engines)
         for e, final, samples in plan:
-            stats = run_distributed(samples, engine, final, progress=not args.no_progress, desc=e.name)
+            exports = not getattr(args, "no_exports", False) and eval_exports.exports_task(e.task_kind)
+            root = eval_exports.exports_root(final)
+            infer = eval_exports.ExportingInfer(engine, e.task_kind, root) if exports else engine
+            stats = run_distributed(samples, infer, final, progress=not args.no_progress, desc=e.name)
             if info.is_main:
                 print(f"{e.name}: {stats.written} new, {stats.skipped} already done -> {final}",
                       file=sys.stderr)
+                if exports:
+                    # after the writer's last barrier: every rank's folders are in place
+                    eval_exports.finish_exports(samples, final, e.task_kind, root)
     finally:
         if joined:
             dist_mod.destroy_process_group()
