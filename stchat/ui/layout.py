@@ -280,7 +280,7 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
                     rows = [[e["path"], handlers.GROUNDING, e["description"], e["task"]] for e in examples]
                     gr.Examples(rows,
                                 inputs=[video, mode, query, task], label="Examples",
-                                example_labels=[e["title"] for e in examples])
+                                example_labels=[e["title"] for e in examples], api_visibility="private")
                 ask_outputs, ask_grounding = _output_panel("")
             with gr.Tab("Visualise an answer", id="visualise"):
                 gr.Markdown("Draw a model answer you already have (from `stchat ground`, the official demo, "
@@ -304,29 +304,40 @@ def build_app(config: AppConfig, holder: ModelHolder, store: SessionStore) -> gr
                 if examples:
                     gr.Examples([[e["path"], e["example_answer"], e["task"]] for e in examples],
                                 inputs=[vis_video, vis_answer, vis_task], label="Examples (true answers)",
-                                example_labels=[e["title"] for e in examples])
+                                example_labels=[e["title"] for e in examples], api_visibility="private")
                 vis_outputs, _ = _output_panel("vis-")
 
-        mode.input(on_mode_input, inputs=[mode, query, texts], outputs=[query, texts], queue=False)
+        # The API page lists only the two operations a client may script: /ground (the Run button) and
+        # /visualise. Every other event is the page's own plumbing: "private" hides it from the API info
+        # and from gradio_client; the browser still calls it by index.
+        page_only = {"api_visibility": "private"}
+        mode.input(on_mode_input, inputs=[mode, query, texts], outputs=[query, texts], queue=False,
+                   **page_only)
         mode.change(on_mode_change, inputs=mode,
                     outputs=[task_box, *ask_grounding, full_box, query],
-                    queue=False)
-        task.change(on_task, inputs=task, outputs=span, queue=False)
-        full.change(lambda f: gr.Video(visible=f), inputs=full, outputs=ask_outputs[2], queue=False)
-        vis_full.change(lambda f: gr.Video(visible=f), inputs=vis_full, outputs=vis_outputs[2], queue=False)
-        video.upload(on_upload, inputs=video, queue=False)
-        vis_video.upload(on_upload, inputs=vis_video, queue=False)
+                    queue=False, **page_only)
+        task.change(on_task, inputs=task, outputs=span, queue=False, **page_only)
+        full.change(lambda f: gr.Video(visible=f), inputs=full, outputs=ask_outputs[2], queue=False,
+                    **page_only)
+        vis_full.change(lambda f: gr.Video(visible=f), inputs=vis_full, outputs=vis_outputs[2], queue=False,
+                        **page_only)
+        video.upload(on_upload, inputs=video, queue=False, **page_only)
+        vis_video.upload(on_upload, inputs=vis_video, queue=False, **page_only)
         # One model, one GPU: every event that touches the model shares a queue slot of size 1.
         run_inputs = [video, query, mode, task, frange, span, decoding, max_new, full]
         run_events = [
-            trigger(on_run, inputs=run_inputs, outputs=ask_outputs, concurrency_id="model",
-                    concurrency_limit=1)
-            for trigger in (run.click, query.submit)
+            run.click(on_run, inputs=run_inputs, outputs=ask_outputs, concurrency_id="model",
+                      concurrency_limit=1, api_name="ground",
+                      api_description="Ask the model about a video (the Run button of 'Ask the model')."),
+            query.submit(on_run, inputs=run_inputs, outputs=ask_outputs, concurrency_id="model",
+                         concurrency_limit=1, **page_only),  # Enter in the box: the same as /ground
         ]
-        cancel.click(on_cancel, outputs=ask_outputs[0], queue=False, cancels=run_events)
+        cancel.click(on_cancel, outputs=ask_outputs[0], queue=False, cancels=run_events, **page_only)
         vis_run.click(on_visualise, inputs=[vis_video, vis_answer, vis_file, vis_task, vis_range, vis_full],
-                      outputs=vis_outputs, concurrency_id="render", concurrency_limit=2)
-        timer.tick(on_status_tick, outputs=[model_status, timer], queue=False, show_progress="hidden")
-        demo.load(on_load, outputs=[model_status, timer], queue=False, show_progress="hidden")
+                      outputs=vis_outputs, concurrency_id="render", concurrency_limit=2, api_name="visualise",
+                      api_description="Draw a model answer you already have on its video (no model needed).")
+        timer.tick(on_status_tick, outputs=[model_status, timer], queue=False, show_progress="hidden",
+                   **page_only)
+        demo.load(on_load, outputs=[model_status, timer], queue=False, show_progress="hidden", **page_only)
         demo.unload(on_unload)
     return demo
