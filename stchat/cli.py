@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,7 +51,9 @@ def add_lazy_commands(
         if name == chosen:
             register = importlib.import_module(module).register
             # A command with sub-commands of its own (eval) takes argv to import only the chosen one.
-            if len(inspect.signature(register).parameters) > 1:
+            # Counted from the code object, not inspect.signature: importing inspect costs `stchat probe`
+            # about a sixth of its start-up.
+            if register.__code__.co_argcount > 1:
                 register(sub, argv)
             else:
                 register(sub)

@@ -12,7 +12,6 @@ so a cut-off file is still caught); anything it cannot vouch for, and ``--full``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 FIELDS = ("duration_s", "fps", "frame_count", "width", "height", "rotation", "has_audio")
@@ -34,30 +33,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = None
-    if not args.full:
-        from stchat.video.quickprobe import quick_probe  # imports neither PyAV nor numpy
+    # Imported here: the fast path needs neither PyAV nor numpy (nor dataclasses), and it is the usual one.
+    from stchat.video.facts import damage_warning, json_form
+    from stchat.video.quickprobe import quick_facts
 
-        info = quick_probe(args.video)
-    if info is None:
+    facts = None if args.full else quick_facts(args.video)
+    if facts is None:
         from stchat.video.io import probe
 
-        info = probe(args.video)
-    facts = info.to_dict()
+        facts = dict(probe(args.video).__dict__)
+    shown = json_form(facts)
+    warning = damage_warning(facts)
     if args.json:
-        print(json.dumps({**facts, "fps_float": info.fps_float, "warning": info.warning()}, indent=2))
+        import json  # only here: every import counts in a command this short
+
+        print(json.dumps({**shown, "warning": warning}, indent=2))
     else:
         for key in FIELDS:
-            value = facts[key]
+            value = shown[key]
             if key == "fps":
-                value = f"{info.fps_float:g} ({value})"
-            elif key == "duration_s" and info.declared_duration_s is not None:
-                value = f"{value} (header: {info.declared_duration_s})"
-            elif key == "frame_count" and info.declared_frame_count:
-                value = f"{value} (header: {info.declared_frame_count})"
+                value = f"{facts['fps_float']:g} ({value})"
+            elif key == "duration_s" and facts["declared_duration_s"] is not None:
+                value = f"{value} (header: {facts['declared_duration_s']})"
+            elif key == "frame_count" and facts["declared_frame_count"]:
+                value = f"{value} (header: {facts['declared_frame_count']})"
             print(f"{key:12s} {value}")
     sys.stdout.flush()
-    warning = info.warning()
     if warning:
         print(f"stchat: warning: {warning}", file=sys.stderr)
     return 0

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from typing import Any
 
+from stchat.video.facts import damage_warning, json_form
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -43,27 +45,10 @@ class VideoInfo:
 
     def warning(self) -> str | None:
         """One line for a damaged/truncated file (what is readable), else None."""
-        if not self.truncated:
-            return None
-        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
-        claims = []
-        if self.declared_duration_s is not None:
-            claims.append(f"{self.declared_duration_s:.1f} s")
-        if self.declared_frame_count:
-            claims.append(f"{self.declared_frame_count} frames")
-        said = f"its header says {', '.join(claims)} but " if claims else ""
-        return (
-            f"{name} is damaged or truncated: {said}only {self.duration_s:.1f} s ({self.frame_count} frames)"
-            " can be read; times refer to the readable part"
-        )
+        return damage_warning(self.__dict__)
 
     def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
-        d["sample_aspect_ratio"] = (
-            None if self.sample_aspect_ratio is None else str(self.sample_aspect_ratio).replace("/", ":")
-        )
-        return d
+        return json_form(asdict(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VideoInfo:

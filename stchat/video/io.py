@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 import av
 
 from stchat.errors import VideoError
+from stchat.video.facts import DEFAULT_LIMITS, VideoLimits
+from stchat.video.facts import check_file as _check_file
+from stchat.video.facts import check_limits as _check_limits
+from stchat.video.facts import fail as _fail
 from stchat.video.info import VideoInfo
-from stchat.video.limits import DEFAULT_LIMITS, VideoLimits
-from stchat.video.limits import check_file as _check_file
-from stchat.video.limits import check_limits as _check_limits
-from stchat.video.limits import fail as _fail
 
 if TYPE_CHECKING:
     import numpy as np
@@ -284,7 +284,7 @@ def probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) ->
         declared_frame_count=idx.declared_frames or None,
         truncated=truncated,
     )
-    _check_limits(p, info, limits)
+    _check_limits(p, info.duration_s, info.width, info.height, info.frame_count, limits)
     return info
 
 

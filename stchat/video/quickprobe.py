@@ -24,13 +24,15 @@ import math
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
-from itertools import accumulate
+from itertools import accumulate, chain, repeat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from stchat.video.info import VideoInfo
-from stchat.video.limits import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
+from stchat.video.facts import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
+
+if TYPE_CHECKING:
+    from stchat.video.info import VideoInfo
 
 MOV_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"  # FFmpeg's name for the demuxer, what the full probe reports
 _VIDEO_CODECS = {b"avc1": "h264", b"avc3": "h264"}
@@ -49,37 +51,48 @@ class _Unsure(Exception):
     """The fast path cannot vouch for this file: the caller reads it the full way."""
 
 
-@dataclass
 class _Track:
-    kind: bytes = b""
-    timescale: int = 0
-    media_duration: int = 0  # mdhd
-    matrix: tuple[int, ...] = ()
-    edits: list[tuple[int, int, int]] = field(default_factory=list)  # (duration, media_time, rate)
-    entry: bytes = b""  # sample entry type (avc1, mp4a ...)
-    entry_data: bytes = b""
-    stts: list[tuple[int, int]] = field(default_factory=list)
-    ctts: list[tuple[int, int]] | None = None
-    stss: list[int] | None = None
-    sizes: list[int] = field(default_factory=list)
-    stsc: list[tuple[int, int]] = field(default_factory=list)
-    chunks: list[int] = field(default_factory=list)
+    """One ``trak``'s boxes, as read (a plain class: ``dataclasses`` is not imported on this path)."""
+
+    def __init__(self) -> None:
+        self.kind = b""
+        self.timescale = 0
+        self.media_duration = 0  # mdhd
+        self.matrix: tuple[int, ...] = ()
+        self.edits: list[tuple[int, int, int]] = []  # (duration, media_time, rate)
+        self.entry = b""  # sample entry type (avc1, mp4a ...)
+        self.entry_data = b""
+        self.stts: list[tuple[int, int]] = []
+        self.ctts: list[tuple[int, int]] | None = None
+        self.stss: list[int] | None = None
+        self.sizes: list[int] = []
+        self.stsc: list[tuple[int, int]] = []
+        self.chunks: list[int] = []
 
 
-def quick_probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo | None:
-    """The full probe's :class:`VideoInfo` from the index boxes alone, or None when it cannot vouch for it.
+def quick_facts(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
+    """:class:`VideoInfo`'s fields, as the full probe would give them, from the index boxes alone; or None
+    when this module cannot vouch for the file (the caller then runs the full probe).
 
     Bad input the cheap checks catch (missing, empty, too large) raises :class:`VideoError` as the full
-    probe does; anything else unusual returns None (the full probe then gives the verdict).
+    probe does.
     """
     p = Path(path)
     check_file(p, limits)
     try:
-        info = _probe(p)
+        facts = _probe(p)
     except (_Unsure, struct.error, ValueError, IndexError, KeyError, ZeroDivisionError, OSError):
         return None
-    check_limits(p, info, limits)
-    return info
+    check_limits(p, facts["duration_s"], facts["width"], facts["height"], facts["frame_count"], limits)
+    return facts
+
+
+def quick_probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo | None:
+    """:func:`quick_facts` as a :class:`VideoInfo` (equal to :func:`stchat.video.io.probe`'s), or None."""
+    from stchat.video.info import VideoInfo
+
+    facts = quick_facts(path, limits)
+    return None if facts is None else VideoInfo(**facts)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- boxes
@@ -209,7 +222,7 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
         elif k == b"stsc":
             (n,) = struct.unpack_from(">I", data, o)
             rows = struct.unpack_from(f">{3 * n}I", data, o + 4)
-            t.stsc = [(rows[i], rows[i + 1]) for i in range(0, 3 * n, 3)]
+            t.stsc = list(zip(rows[0::3], rows[1::3], strict=True))
         elif k == b"stco":
             (n,) = struct.unpack_from(">I", data, o)
             t.chunks = list(struct.unpack_from(f">{n}I", data, o + 4))
@@ -226,36 +239,32 @@ def _data_end(t: _Track) -> int:
     """The last byte any sample of the track occupies (chunk offset + the sizes of its samples)."""
     if not t.stsc or not t.chunks:
         raise _Unsure
-    cum = [0, *accumulate(t.sizes)]
-    sample = 0
-    end = 0
     n_chunks = len(t.chunks)
-    for i, (first, per) in enumerate(t.stsc):
-        last = t.stsc[i + 1][0] - 1 if i + 1 < len(t.stsc) else n_chunks
-        if first < 1 or last > n_chunks or per < 0:
-            raise _Unsure
-        for chunk in range(first, last + 1):
-            nxt = min(sample + per, len(t.sizes))
-            if nxt > sample:
-                end = max(end, t.chunks[chunk - 1] + cum[nxt] - cum[sample])
-            sample = nxt
-    if sample != len(t.sizes):
+    firsts = [first for first, _ in t.stsc] + [n_chunks + 1]
+    counts = [b - a for a, b in zip(firsts, firsts[1:], strict=False)]  # chunks in each stsc run
+    if firsts[0] != 1 or min(counts) < 1 or min(per for _, per in t.stsc) < 1:
         raise _Unsure
-    return end
+    # Samples per chunk, then the sample index each chunk starts at; all in C-level loops (map,
+    # accumulate): an interleaved file has an stsc run for nearly every chunk.
+    per_chunk = chain.from_iterable(repeat(per, k) for (_, per), k in zip(t.stsc, counts, strict=True))
+    bounds = list(accumulate(per_chunk, initial=0))
+    if bounds[-1] != len(t.sizes):
+        raise _Unsure
+    cum = list(accumulate(t.sizes, initial=0))
+    at = cum.__getitem__
+    lengths = map(int.__sub__, map(at, bounds[1:]), map(at, bounds[:-1]))
+    return max(map(int.__add__, t.chunks, lengths))
 
 
 def _stts_facts(t: _Track) -> tuple[list[int], int, int]:
     """(dts of every sample, FFmpeg's duration_for_fps, its frame count) from ``stts``."""
-    dts: list[int] = []
-    now = 0
+    if any(delta > _INT_MAX for _, delta in t.stts):
+        raise _Unsure  # FFmpeg treats these as negative corrections
+    steps = chain.from_iterable(repeat(delta, count) for count, delta in t.stts)
+    dts = list(accumulate(steps, initial=0))[:-1]
     duration = 0
     total = 0
     for i, (count, delta) in enumerate(t.stts):
-        if delta > _INT_MAX:
-            raise _Unsure  # FFmpeg treats these as negative corrections
-        for _ in range(count):
-            dts.append(now)
-            now += delta
         # FFmpeg's correction for a huge last sample duration (mov_read_stts), which enters the frame rate.
         if i + 1 == len(t.stts) and i and count == 1 and total > 100 and delta // 10 > duration // total:
             delta = duration // total
@@ -310,15 +319,13 @@ def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], int, int]:
     if t.ctts is None:
         offsets = [0] * n
     else:
-        offsets = []
-        for count, off in t.ctts:
-            # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back
-            # to every pts, so pts = dts + offset either way.
-            offsets.extend([off] * count)
+        # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back to
+        # every pts, so pts = dts + offset either way.
+        offsets = list(chain.from_iterable(repeat(off, count) for count, off in t.ctts))
         if len(offsets) != n:
             raise _Unsure
     lead, media, length = _edit(t, movie_ts)
-    cts = [d + o for d, o in zip(dts, offsets, strict=True)]
+    cts = list(map(int.__add__, dts, offsets))
     if t.edits:
         # Every frame must lie inside the edit: FFmpeg would mark the others as discarded.
         if min(cts) < media or (length is not None and max(cts) >= media + length):
@@ -499,7 +506,7 @@ def _rotation(matrix: tuple[int, ...]) -> int:
     return int(round(-ccw / 90.0)) * 90 % 360
 
 
-def _probe(p: Path) -> VideoInfo:
+def _probe(p: Path) -> dict[str, Any]:
     size = p.stat().st_size
     moov = _read_moov(p, size)
     mv_a, _ = _child(moov, 0, len(moov), b"mvhd")
@@ -565,27 +572,27 @@ def _probe(p: Path) -> VideoInfo:
         duration = video_end
         truncated = True
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
-    return VideoInfo(
-        path=str(p),
-        container=MOV_FORMAT,
-        video_codec=codec,
-        duration_s=round(float(duration), 6),
-        fps=fps,
-        fps_float=round(float(fps), 6),
-        frame_count=n,
-        width=width,
-        height=height,
-        coded_width=coded_w,
-        coded_height=coded_h,
-        rotation=rotation,
-        has_audio=audio is not None,
-        audio_codec="aac" if audio is not None else None,
-        audio_sample_rate=audio[0] if audio is not None else None,
-        audio_channels=audio[1] if audio is not None else None,
-        start_time_s=round(first_s, 6),
-        vfr=vfr,
-        sample_aspect_ratio=sar,
-        declared_duration_s=round(float(declared_s), 6),
-        declared_frame_count=sum(c for c, _ in vt.stts) or None,
-        truncated=truncated,
-    )
+    return {  # VideoInfo's fields, in its order
+        "path": str(p),
+        "container": MOV_FORMAT,
+        "video_codec": codec,
+        "duration_s": round(float(duration), 6),
+        "fps": fps,
+        "fps_float": round(float(fps), 6),
+        "frame_count": n,
+        "width": width,
+        "height": height,
+        "coded_width": coded_w,
+        "coded_height": coded_h,
+        "rotation": rotation,
+        "has_audio": audio is not None,
+        "audio_codec": "aac" if audio is not None else None,
+        "audio_sample_rate": audio[0] if audio is not None else None,
+        "audio_channels": audio[1] if audio is not None else None,
+        "start_time_s": round(first_s, 6),
+        "vfr": vfr,
+        "sample_aspect_ratio": sar,
+        "declared_duration_s": round(float(declared_s), 6),
+        "declared_frame_count": sum(c for c, _ in vt.stts) or None,
+        "truncated": truncated,
+    }
