@@ -20,6 +20,7 @@ starts at the exact sample under the first frame. Channels are kept (mono stays 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -84,14 +85,17 @@ class AudioPackets:
             self._container.close()
             raise VideoError(f"{Path(path).name}: audio has no time base")
         self._tb = Fraction(tb)
-        self._clock = Fraction(self._container.start_time or 0, 1_000_000)  # file clock = pts*tb - clock
-        self._start = Fraction(start_s)
-        self._end = Fraction(end_s)
-        self._offset = round((Fraction(origin_s) + self._clock) / self._tb)  # pts that becomes 0
+        clock = Fraction(self._container.start_time or 0, 1_000_000)  # file clock = pts * tb - clock
+        # The rule in stream ticks, once, so each packet is judged with integers: kept when its pts is at
+        # least ``_lo`` and twice its pts plus its duration is below ``_hi2`` (its middle before the end).
+        self._lo = math.ceil((Fraction(start_s) - Fraction(_EARLY_S) + clock) / self._tb)
+        self._hi2 = math.ceil(2 * (Fraction(end_s) + clock) / self._tb)
+        self._offset = round((Fraction(origin_s) + clock) / self._tb)  # pts that becomes 0
+        self._ticks_per_s = float(1 / self._tb)
         self._pending: av.Packet | None = None
         self._done = False
         # Seek a little early: the demuxer lands on the packet at or before the target.
-        seek_pts = int((self._start + self._clock - Fraction(1, 2)) / self._tb)
+        seek_pts = int((Fraction(start_s) + clock - Fraction(1, 2)) / self._tb)
         if seek_pts > 0:
             self._container.seek(seek_pts, stream=self.stream, backward=True)
         self._packets = self._select()
@@ -102,11 +106,9 @@ class AudioPackets:
             for packet in self._container.demux(self.stream):
                 if packet.size == 0 or packet.pts is None or packet.is_corrupt:
                     continue
-                t = packet.pts * self._tb - self._clock
-                dur = (packet.duration or 1024) * self._tb
-                if t < self._start - Fraction(_EARLY_S):
+                if packet.pts < self._lo:
                     continue
-                if t + dur / 2 >= self._end:
+                if 2 * packet.pts + (packet.duration or 1024) >= self._hi2:
                     return
                 if first:
                     # Never a negative timestamp: a packet a hair before the first frame moves to 0.
@@ -121,14 +123,14 @@ class AudioPackets:
 
     def until(self, seconds: float | None) -> Iterator[av.Packet]:
         """Packets whose clip time is before ``seconds`` (clip clock; None: all the rest), in order."""
-        limit = None if seconds is None else Fraction(seconds)
+        limit = None if seconds is None else seconds * self._ticks_per_s
         while not self._done:
             packet = self._pending or next(self._packets, None)
             self._pending = None
             if packet is None:
                 self._done = True
                 return
-            if limit is not None and packet.pts * self._tb >= limit:
+            if limit is not None and packet.pts >= limit:
                 self._pending = packet
                 return
             yield packet
