@@ -201,8 +201,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- 3. probe
 
-def bench_probe(src: Path, repeat: int) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def bench_probe(src: Path, work: Path, repeat: int) -> None:
+    # Compiled bytecode as an installed package has it: with PYTHONDONTWRITEBYTECODE set (as in some
+    # sandboxes) every run would compile stchat's modules again, which no user's `stchat probe` pays.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     def ours() -> None:
         subprocess.run([sys.executable, "-m", "stchat.cli", "probe", str(src)], check=True, env=env,
@@ -219,6 +222,9 @@ def bench_probe(src: Path, repeat: int) -> None:
     def python_pass() -> None:
         subprocess.run([sys.executable, "-c", "pass"], check=True, env=env, timeout=300)
 
+    for warm in (ours, ours_full, python_pass):
+        warm()
+    repeat = max(15, repeat)  # processes of a few tens of milliseconds: more pairs for a steady median
     r = pair(ours, ffmpeg_i, repeat)
     print(f"[3] stchat probe / ffmpeg -i (fresh processes) = {fmt(r)}")
     r = pair(ours_full, ffmpeg_i, repeat)
@@ -264,7 +270,7 @@ def main() -> None:
         for path in clips.values():
             bench_clip(path, work, args.repeat, full_too=not args.no_full)
     if args.only in (None, "probe"):
-        bench_probe(next(iter(clips.values())), args.repeat)
+        bench_probe(next(iter(clips.values())), work, args.repeat)
     print(f"files in {work}")
 
 

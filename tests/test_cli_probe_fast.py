@@ -166,3 +166,13 @@ def test_probe_command_imports_no_decoder_numpy_or_model_code():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=True
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_forged_sample_counts_are_declined_without_building_huge_tables(tmp_path):
+    """Counts come from the file: a forged stsz (fixed size, 4 billion samples) must not be expanded."""
+    data = bytearray((SYNTHETIC_DIR / "syn_c_640x360_30fps_noaudio_longgop.mp4").read_bytes())
+    at = data.index(b"stsz")
+    data[at + 8 : at + 16] = (1).to_bytes(4, "big") + (0xFFFFFFF0).to_bytes(4, "big")
+    path = tmp_path / "forged.mp4"
+    path.write_bytes(bytes(data))
+    assert quick_probe(path) is None

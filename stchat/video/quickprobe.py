@@ -38,6 +38,7 @@ MOV_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"  # FFmpeg's name for the demuxer, what th
 _VIDEO_CODECS = {b"avc1": "h264", b"avc3": "h264"}
 _HEADER_SLACK_S = 2.0  # as stchat.video.io
 _MAX_MOOV = 256 * 1024 * 1024
+_MAX_SAMPLES = 20_000_000  # per track; counts come from the file, so they are checked before any list
 _INT_MAX = 2**31 - 1
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 _AAC_CHANNELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 8}
@@ -216,6 +217,8 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
             t.stss = list(struct.unpack_from(f">{n}I", data, o + 4))
         elif k == b"stsz":
             fixed, n = struct.unpack_from(">II", data, o)
+            if n > _MAX_SAMPLES:
+                raise _Unsure
             t.sizes = [fixed] * n if fixed else list(struct.unpack_from(f">{n}I", data, o + 8))
         elif k == b"stz2":
             raise _Unsure
@@ -260,6 +263,8 @@ def _stts_facts(t: _Track) -> tuple[list[int], int, int]:
     """(dts of every sample, FFmpeg's duration_for_fps, its frame count) from ``stts``."""
     if any(delta > _INT_MAX for _, delta in t.stts):
         raise _Unsure  # FFmpeg treats these as negative corrections
+    if sum(count for count, _ in t.stts) != len(t.sizes):
+        raise _Unsure  # also keeps a forged count from building a huge list
     steps = chain.from_iterable(repeat(delta, count) for count, delta in t.stts)
     dts = list(accumulate(steps, initial=0))[:-1]
     duration = 0
@@ -318,6 +323,8 @@ def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], int, int]:
         raise _Unsure
     if t.ctts is None:
         offsets = [0] * n
+    elif sum(count for count, _ in t.ctts) != n:
+        raise _Unsure
     else:
         # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back to
         # every pts, so pts = dts + offset either way.
