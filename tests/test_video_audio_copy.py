@@ -165,3 +165,16 @@ def test_official_clip_whose_video_starts_late_keeps_audio_in_sync(tmp_path):
     assert can_copy_audio(src)
     res = cut_seconds(src, tmp_path / "clip.mp4", 5.0, 9.0)
     check_copied(src, res.path, res.start_s, res.end_s)
+
+
+def test_clip_and_full_video_in_one_pass_both_carry_the_copied_audio(tmp_path):
+    from stchat.clip import ClipSpec, encode_ranges
+
+    src = tmp_path / "src.mp4"
+    make_clip(src)
+    clip, full = encode_ranges(
+        src, [ClipSpec(tmp_path / "clip.mp4", 25, 74), ClipSpec(tmp_path / "full.mp4", 0, 99, origin_s=0.0)]
+    )
+    check_copied(src, clip.path, clip.start_s, clip.end_s)
+    check_copied(src, full.path, 0.0, full.end_s)
+    assert abs(tone_change_s(full.path, 440, 880) - 2.0) < 0.01
