@@ -268,9 +268,9 @@ class Renderer:
             v = i420[ysz + ysz // 4 :].reshape(sh // 2, w // 2)
             # Runs of changed columns (the playhead, the time label), each widened to even edges.
             breaks = np.flatnonzero(np.diff(changed) > 8)
-            for lo, hi in zip(
-                np.r_[changed[0], changed[breaks + 1]], np.r_[changed[breaks], changed[-1]], strict=True
-            ):
+            firsts = [int(changed[0]), *changed[breaks + 1].tolist()]
+            lasts = [*changed[breaks].tolist(), int(changed[-1])]
+            for lo, hi in zip(firsts, lasts, strict=True):
                 c0, c1 = int(lo) & ~1, min(w, (int(hi) | 1) + 1)
                 part = cv2.cvtColor(np.ascontiguousarray(strip[:, c0:c1]), cv2.COLOR_RGB2YUV_I420)
                 pys = sh * (c1 - c0)
