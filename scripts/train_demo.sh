@@ -9,8 +9,15 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=runs/demo
 [ -f "$OUT/init/config.json" ] || $PY -m stchat.demo init "$OUT/init"
-[ -f "$OUT/data/train.json" ] || $PY -m stchat.demo train-data "$OUT/data" --clips 400 --per-clip 4
-$PY -m stchat.cli train run configs/demo.yaml --resume auto ${STEPS:+--max-steps "$STEPS"}
+[ -f "$OUT/data/train.json" ] || $PY -m stchat.demo train-data "$OUT/data" --clips 800 --per-clip 3
+if [ -n "${STEPS:-}" ]; then
+  $PY -m stchat.cli train run configs/demo.yaml --resume auto --max-steps "$STEPS"
+else
+  # The shipped run: steps 1-1500 on a 5000-step cosine schedule, then (resumed exactly) the config's
+  # 3600-step schedule -- shortened mid-run to fit the session; both phases are reproduced here.
+  $PY -m stchat.cli train run configs/demo.yaml --resume auto --max-steps 5000 --stop-after-steps 1500
+  $PY -m stchat.cli train run configs/demo.yaml --resume auto
+fi
 LAST=$(ls -d "$OUT"/train/checkpoint-* | sort -t- -k2 -n | tail -1)
 $PY -m stchat.demo export "$LAST" stchat/demo/model --base "$OUT/init"
 [ -f "$OUT/bench/benchmark.json" ] || $PY -m stchat.demo bench "$OUT/bench" --clips 50

@@ -88,3 +88,20 @@ def test_adapter_reload_changes_answers_and_merge_matches(full_run, tmp_path, go
     assert len(tok2) == len(tok)
     diff = float((_logits(merged, tok2, image_data) - after).abs().max())
     assert diff <= 1e-4
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, None])
+def test_gradient_norm_is_clipped_before_the_step(tmp_path, golden_model_dir, image_data, max_norm):
+    # The HF Trainer the official scripts use clips at 1.0 by default. After one AdamW step the first
+    # moment is (1 - beta1) * g, so its global norm shows the norm of the gradient the step really used.
+    from stchat.train.trainer import _optimizer_step, setup
+
+    run = setup(_cfg(golden_model_dir, image_data, tmp_path, mode="full", max_grad_norm=max_norm,
+                     gradient_accumulation_steps=1))
+    _optimizer_step(run)
+    moments = [s["exp_avg"] for s in run.optimizer.state.values() if "exp_avg" in s]
+    used = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(m) for m in moments]))) / 0.1
+    if max_norm is None:
+        assert used > 10 * 1e-3  # the raw gradient of this sample is far larger than the clip below
+    else:
+        assert used == pytest.approx(max_norm, rel=1e-3)

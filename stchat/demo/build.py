@@ -64,8 +64,8 @@ OTHER_TEMPLATES = (
 )
 
 DEMO_SIZES: dict[str, Any] = {
-    "hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "num_key_value_heads": 1, "tower_width": 32, "tower_mlp": 64, "tower_heads": 2, "tower_layers": 2,
+    "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 3, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "tower_width": 32, "tower_mlp": 64, "tower_heads": 2, "tower_layers": 2,
     "packer_embed_dim": 32, "packer_heads": 2,
 }
 

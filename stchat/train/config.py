@@ -40,6 +40,8 @@ class TrainConfig:
     mm_vision_resampler_lr: float | None = option(2e-5, "packer/embeddings/tables learning rate",
                                                   aliases=("--resampler-lr",))
     weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float | None = option(1.0, "clip the global gradient norm (the HF Trainer default the "
+                                         "official scripts inherit); none: no clipping")
     warmup_ratio: float = option(0.03, "share of the steps spent warming up")
     lr_scheduler: str = option("cosine", "learning-rate schedule", choices=("cosine", "constant"))
     per_device_batch_size: int = option(2, "per-device batch size", aliases=("--batch-size",))

@@ -373,6 +373,8 @@ def _optimizer_step(run: _Run) -> float:
         acc_loss += loss.detach()
         offset += 1
         run.micro += 1
+    if cfg.max_grad_norm:
+        accelerator.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
