@@ -159,7 +159,7 @@ def test_probe_command_imports_no_decoder_numpy_or_model_code():
         "import sys\n"
         "from stchat.cli import main\n"
         f"assert main(['probe', {str(path)!r}]) == 0\n"
-        "heavy = ('av', 'numpy', 'cv2', 'torch', 'transformers', 'PIL', 'dataclasses')\n"
+        "heavy = ('av', 'numpy', 'cv2', 'torch', 'transformers', 'PIL', 'dataclasses', 'fractions')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(

@@ -34,15 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the fast path needs neither PyAV nor numpy (nor dataclasses), and it is the usual one.
-    from stchat.video.facts import damage_warning, json_form
+    from stchat.video.facts import damage_warning
     from stchat.video.quickprobe import quick_facts
 
-    facts = None if args.full else quick_facts(args.video)
+    facts = None if args.full else quick_facts(args.video)  # VideoInfo.to_dict()'s form
     if facts is None:
         from stchat.video.io import probe
 
-        facts = dict(probe(args.video).__dict__)
-    shown = json_form(facts)
+        facts = probe(args.video).to_dict()
+    shown = facts
     warning = damage_warning(facts)
     if args.json:
         import json  # only here: every import counts in a command this short

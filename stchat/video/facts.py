@@ -9,9 +9,8 @@ checks, the one-line damage warning and the JSON form of the facts live here, sh
 from __future__ import annotations
 
 from collections.abc import Mapping
-from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from stchat.errors import VideoError
 
@@ -75,11 +74,10 @@ def damage_warning(facts: Mapping[str, object]) -> str | None:
     )
 
 
-def json_form(facts: Mapping[str, object]) -> dict[str, object]:
+def json_form(facts: Mapping[str, Any]) -> dict[str, object]:
     """VideoInfo's fields as JSON values: the frame rate as ``"num/den"``, the aspect ratio as ``"w:h"``."""
     out = dict(facts)
-    fps = facts["fps"]
-    assert isinstance(fps, Fraction)
+    fps = facts["fps"]  # a Fraction
     out["fps"] = f"{fps.numerator}/{fps.denominator}"
     sar = facts["sample_aspect_ratio"]
     out["sample_aspect_ratio"] = None if sar is None else str(sar).replace("/", ":")

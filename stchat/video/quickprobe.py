@@ -24,7 +24,6 @@ import math
 import os
 import struct
 from collections.abc import Iterator
-from fractions import Fraction
 from itertools import accumulate, chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +71,7 @@ class _Track:
 
 
 def quick_facts(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
-    """:class:`VideoInfo`'s fields, as the full probe would give them, from the index boxes alone; or None
+    """:meth:`VideoInfo.to_dict` of what the full probe would give, from the index boxes alone; or None
     when this module cannot vouch for the file (the caller then runs the full probe).
 
     Bad input the cheap checks catch (missing, empty, too large) raises :class:`VideoError` as the full
@@ -93,7 +92,7 @@ def quick_probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMI
     from stchat.video.info import VideoInfo
 
     facts = quick_facts(path, limits)
-    return None if facts is None else VideoInfo(**facts)  # type: ignore[arg-type]
+    return None if facts is None else VideoInfo.from_dict(facts)
 
 
 # --------------------------------------------------------------------------- boxes
@@ -374,7 +373,7 @@ class _Bits:
         return (k + 1) // 2 if k % 2 else -(k // 2)
 
 
-def _sps(nal: bytes) -> tuple[int, int, Fraction | None]:
+def _sps(nal: bytes) -> tuple[int, int, tuple[int, int] | None]:
     """Cropped width and height and the VUI sample aspect ratio (None: unspecified) of an H.264 SPS."""
     r = _Bits(nal[1:])  # after the NAL header byte
     profile = r.u(8)
@@ -430,13 +429,13 @@ def _sps(nal: bytes) -> tuple[int, int, Fraction | None]:
         else:
             num, den = 0, 0
         if num > 0 and den > 0:
-            sar = Fraction(num, den)
+            sar = (num, den)
     if width <= 0 or height <= 0:
         raise _Unsure
     return width, height, sar
 
 
-def _video_entry(t: _Track) -> tuple[int, int, Fraction | None]:
+def _video_entry(t: _Track) -> tuple[int, int, tuple[int, int] | None]:
     """Decoded size and sample aspect ratio (a ``pasp`` box wins over the SPS, as in FFmpeg)."""
     d = t.entry_data
     boxes = {k: d[a:b] for k, a, b in _boxes(d, 78, len(d))}
@@ -449,7 +448,7 @@ def _video_entry(t: _Track) -> tuple[int, int, Fraction | None]:
     if pasp is not None:
         h, v = struct.unpack_from(">II", pasp)
         if h > 0 and v > 0:
-            sar = Fraction(h, v)
+            sar = (h, v)
     return width, height, sar
 
 
@@ -557,35 +556,41 @@ def _probe(p: Path) -> dict[str, Any]:
     ends_us = [s0 + _rescale(d, 1_000_000, ts) for s0, (_, d, ts) in zip(starts_us, spans, strict=True)]
     # The container's start is the earliest stream start; its duration runs to the latest stream end
     # (avformat's update_stream_timings; the mvhd duration is not what FFmpeg reports).
-    origin = Fraction(min(starts_us), 1_000_000)
-    container_us = max(max(_rescale(d, 1_000_000, ts) for _, d, ts in spans), max(ends_us) - min(starts_us))
-    tb = Fraction(1, vt.timescale)
+    origin_us = min(starts_us)
+    container_us = max(max(_rescale(d, 1_000_000, ts) for _, d, ts in spans), max(ends_us) - origin_us)
+    ts = vt.timescale
     n = len(pts)
-    first_s = float(pts[0] * tb - origin)
-    last_s = float(pts[-1] * tb - origin)
+    # Seconds as integer fractions (int / int is correctly rounded, as float(Fraction) is), so no
+    # ``fractions`` import (with ``decimal`` behind it) on this path.
+    first_s = (pts[0] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
+    last_s = (pts[-1] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
     steps = [b - a for a, b in zip(pts, pts[1:], strict=False)]
-    vfr = bool(steps and float((max(steps) - min(steps)) * tb) > 0.002)
+    vfr = bool(steps and (max(steps) - min(steps)) / ts > 0.002)
     if not fps_frames or not fps_duration:
         raise _Unsure
-    fps = Fraction(vt.timescale * fps_frames, fps_duration)
-    if fps.numerator > _INT_MAX or fps.denominator > _INT_MAX:
+    g = math.gcd(ts * fps_frames, fps_duration)
+    fps_num, fps_den = ts * fps_frames // g, fps_duration // g
+    if fps_num > _INT_MAX or fps_den > _INT_MAX:
         raise _Unsure  # av_reduce would approximate
     rotation = _rotation(vt.matrix)
     declared_s = container_us / 1_000_000
-    video_end = last_s + float(1 / fps)
+    video_end = last_s + fps_den / fps_num
     duration = declared_s
     truncated = False
     if duration > video_end + max(_HEADER_SLACK_S, 0.01 * video_end):
         duration = video_end
         truncated = True
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
-    return {  # VideoInfo's fields, in its order
+    if sar is not None:
+        g = math.gcd(*sar)
+        sar = (sar[0] // g, sar[1] // g)
+    return {  # VideoInfo's fields in its JSON form (VideoInfo.to_dict), in its order
         "path": str(p),
         "container": MOV_FORMAT,
         "video_codec": codec,
         "duration_s": round(float(duration), 6),
-        "fps": fps,
-        "fps_float": round(float(fps), 6),
+        "fps": f"{fps_num}/{fps_den}",
+        "fps_float": round(fps_num / fps_den, 6),
         "frame_count": n,
         "width": width,
         "height": height,
@@ -598,7 +603,7 @@ def _probe(p: Path) -> dict[str, Any]:
         "audio_channels": audio[1] if audio is not None else None,
         "start_time_s": round(first_s, 6),
         "vfr": vfr,
-        "sample_aspect_ratio": sar,
+        "sample_aspect_ratio": None if sar is None else ":".join(map(str, sar)).removesuffix(":1"),
         "declared_duration_s": round(float(declared_s), 6),
         "declared_frame_count": sum(c for c, _ in vt.stts) or None,
         "truncated": truncated,
