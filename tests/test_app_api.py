@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.app_process import free_port, stop_app, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +29,9 @@ GROUND_PARAMS = ["video", "query", "mode", "task", "frange", "span", "decoding",
 VISUALISE_PARAMS = ["video", "answer", "answer_file", "task", "frange", "full"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     work = tmp_path_factory.mktemp("app") / "work"
     env = dict(os.environ, STCHAT_MODEL=str(REPO / "tests" / "fixtures" / "golden" / "model"),
                GRADIO_ANALYTICS_ENABLED="False")
@@ -49,25 +42,10 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the app exited early:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, f"the app did not answer on {url}"
-                time.sleep(0.3)
+        wait_http(url, proc, timeout_s=300)  # a loaded 2-core machine can take minutes
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        print(log_path.read_text(errors="replace")[-3000:])
+        stop_app(proc, log_path, tail=3000)
 
 
 def _info(url: str, query: str = "") -> dict:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,35 +45,9 @@ if not CHROMIUM.is_file():
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the app exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"the app did not answer on {url} within {timeout_s:.0f} s")
-
-
-def _stop_app(proc: subprocess.Popen[bytes], log_path: Path, tail: int = 4000) -> None:
-    """SIGTERM (the app's clean stop), kill after 20 s, then show the log's tail for a failing test."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    print(log_path.read_text(errors="replace")[-tail:])
+from tests.app_process import free_port as _free_port  # noqa: E402
+from tests.app_process import stop_app as _stop_app  # noqa: E402
+from tests.app_process import wait_http as _wait_http  # noqa: E402
 
 
 @pytest.fixture(scope="module")
