@@ -17,7 +17,7 @@ import torch
 from stchat.model.adapter import apply_adapter
 from stchat.model.loading import load_model
 from stchat.train.data import TrainDataset, collate, load_records
-from stchat.train.features import TowerCache, encode_from_tower
+from stchat.train.features import TowerCache, encode_from_tower, tower_fingerprint
 from stchat.train.forward import training_loss, unwrap
 from stchat.train.objective import CoordVocab
 from stchat.train.synthetic import build_synthetic_stvg
@@ -104,6 +104,26 @@ def test_tower_cache_is_bounded():
     assert len(cache) == 3 and 0 not in cache and 4 in cache
     cache.put("huge", torch.zeros(1000))  # over the whole budget: not stored
     assert "huge" not in cache and len(cache) == 3
+
+
+def test_tower_cache_on_disk_survives_a_restart_and_is_keyed_by_the_tower(tmp_path, golden_model_dir,
+                                                                          stvg_data):
+    model, tok = load_model(golden_model_dir, device="cpu", dtype=torch.float32)
+    records = load_records(stvg_data)[:1]
+    first = TrainDataset(records, tok)[0]
+    disk = tmp_path / "cache" / tower_fingerprint(model)
+    computed = TowerCache(directory=disk).tower_output(model, first.media_key, first.pixel_values)
+    assert len(list(disk.glob("*.pt"))) == 1 and not list(disk.glob("*.tmp"))
+    restarted = TowerCache(directory=disk)  # a new process: empty memory, same directory
+    ds = TrainDataset(records, tok, skip_media=restarted.__contains__)
+    again = ds[0]
+    assert again.pixel_values is None  # found on disk: not decoded again
+    loaded = restarted.tower_output(model, again.media_key, None)
+    assert restarted.hits == 1 and restarted.misses == 0 and torch.equal(loaded, computed)
+    next(iter(model.model.vision_tower.parameters())).data.add_(1e-3)  # another tower: another key
+    assert tower_fingerprint(model) != disk.name
+    (disk / next(disk.glob("*.pt")).name).write_bytes(b"damaged")  # a damaged file is recomputed
+    assert TowerCache(directory=disk).get(first.media_key) is None
 
 
 def _prompt_ids(ex, tok) -> torch.Tensor:

@@ -56,6 +56,8 @@ class TrainConfig:
     cache_vision_features: bool = option(True, "compute the frozen SigLIP output once per media item")
     # A 7B-model video is ~168 MB of bf16 tower output.
     vision_cache_mb: int = option(4096, "bound of the vision feature cache in MB")
+    vision_cache_dir: str | None = option(None, "also keep the tower output on disk here (one file per "
+                                          "media item, keyed by the tower's weights): resumes skip the tower")
     cache_media: bool = option(False, "keep decoded pixels in memory (only useful without the vision cache)")
     seed: int = option(0, "seed of the data order, initialisation and dropout")
     save_steps: int = option(200, "checkpoint every N optimizer steps")

@@ -57,7 +57,7 @@ from stchat.model.adapter import LORA_TARGET_REGEX, NON_LORA_FILE, _clean_name, 
 from stchat.model.loading import load_model
 from stchat.train.config import TrainConfig
 from stchat.train.data import TrainDataset, check_media, collate, load_records
-from stchat.train.features import TowerCache
+from stchat.train.features import TowerCache, tower_fingerprint
 from stchat.train.forward import training_loss, unwrap
 from stchat.train.objective import CoordVocab, TrainDataError
 
@@ -280,7 +280,10 @@ def setup(cfg: TrainConfig, model=None, tokenizer=None) -> _Run:
         model, tokenizer = load_model(cfg.model, device=str(accelerator.device), dtype=torch.float32,
                                       attn_implementation=cfg.attn_implementation)
     vocab = CoordVocab.from_tokenizer(tokenizer)
-    cache = TowerCache(cfg.vision_cache_mb << 20) if cfg.cache_vision_features else None
+    cache = None
+    if cfg.cache_vision_features:
+        disk = Path(cfg.vision_cache_dir) / tower_fingerprint(unwrap(model)) if cfg.vision_cache_dir else None
+        cache = TowerCache(cfg.vision_cache_mb << 20, directory=disk)
     dataset = TrainDataset(records, tokenizer, max_length=cfg.max_length, cache_media=cfg.cache_media,
                            skip_media=cache.__contains__ if cache is not None else None)
     model = set_trainable(model, cfg)
