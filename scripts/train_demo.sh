@@ -9,13 +9,17 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=runs/demo
 [ -f "$OUT/init/config.json" ] || $PY -m stchat.demo init "$OUT/init"
-[ -f "$OUT/data/train.json" ] || $PY -m stchat.demo train-data "$OUT/data" --clips 800 --per-clip 3
-if [ -n "${STEPS:-}" ]; then
+if [ -n "${STEPS:-}" ]; then  # a quick look: the final data mix from step 1
+  [ -d "$OUT/data/frames" ] || $PY -m stchat.demo train-data "$OUT/data" --clips 800 --per-clip 3 --images-per-clip 2
   $PY -m stchat.cli train run configs/demo.yaml --resume auto --max-steps "$STEPS"
 else
-  # The shipped run: steps 1-1500 on a 5000-step cosine schedule, then (resumed exactly) the config's
-  # 3600-step schedule -- shortened mid-run to fit the session; both phases are reproduced here.
-  $PY -m stchat.cli train run configs/demo.yaml --resume auto --max-steps 5000 --stop-after-steps 1500
+  # The shipped run, both phases (resumed exactly): steps 1-500 on the video records only, then the
+  # same records plus 1,600 REC image records (added after step 500; the video records are unchanged).
+  if [ ! -f "$OUT/train/checkpoint-500/trainer_state.pt" ]; then
+    $PY -m stchat.demo train-data "$OUT/data" --clips 800 --per-clip 3
+    $PY -m stchat.cli train run configs/demo.yaml --resume auto --stop-after-steps 500
+  fi
+  $PY -m stchat.demo train-data "$OUT/data" --clips 800 --per-clip 3 --images-per-clip 2
   $PY -m stchat.cli train run configs/demo.yaml --resume auto
 fi
 LAST=$(ls -d "$OUT"/train/checkpoint-* | sort -t- -k2 -n | tail -1)

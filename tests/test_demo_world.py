@@ -4,6 +4,7 @@ answers in the released grammar, and the shipped tokenizer's official layout."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,42 @@ def test_caption_names_every_object_and_turns_become_official_placeholders():
     _, vis = sampled_track(s)
     assert official[0]["value"].startswith("<video>\n")
     assert len(variables["temporal_output_locations"]) == 2 + len(vis) + 2
+
+
+def test_image_records_ask_for_every_visible_object_and_its_drawn_box(tmp_path):
+    import random
+
+    from PIL import Image
+
+    from stchat.demo.data import make_train_set
+    from stchat.train.friendly import friendly_to_official
+
+    path = make_train_set(tmp_path, 2, seed_base=77, workers=1, records_per_clip=1, images_per_clip=2)
+    records = json.loads(path.read_text())
+    images = [r for r in records if "image" in r]
+    assert len(records) == 6 and len(images) == 4
+    for r in images:
+        seed, frame = (int(v) for v in Path(r["image"]).stem.split("_")[1:])
+        height = random.Random(seed).choice([180, 216, 240, 288])  # as the generator draws it
+        scene = sample_scene(seed, height=height, max_seconds=12.0)
+        img = np.asarray(Image.open(tmp_path / r["image"]).convert("RGB")).astype(int)
+        conv = r["conversations"]
+        assert conv[0]["value"].startswith("<image>\n") and scene.target.start <= frame <= scene.target.end
+        visible = [o for o in scene.objects if o.box_px(frame) is not None]
+        assert len(conv) == 2 * len(visible)  # one question per visible object, the target among them
+        for q, a in zip(conv[::2], conv[1::2], strict=True):
+            obj = next(o for o in visible if f"{o.colour} {o.shape}" in q["value"])
+            x1, y1, x2, y2 = (float(v) for v in a["value"].strip("[]").split(","))
+            ys, xs = np.nonzero(np.abs(img - np.array(obj.rgb)).sum(-1) == 0)  # its pixels in the PNG
+            u, v = (xs + 0.5) / scene.width, (ys + 0.5) / scene.height
+            assert len(xs) and (u >= x1 - 0.01).all() and (u <= x2 + 0.01).all()  # every pixel inside
+            assert (v >= y1 - 0.01).all() and (v <= y2 + 0.01).all()
+            if obj is scene.target:  # drawn last: never hidden, so its pixels span its box
+                assert abs(xs.min() / scene.width - x1) < 0.02
+                assert abs((xs.max() + 1) / scene.width - x2) < 0.02
+                assert abs((ys.max() + 1) / scene.height - y2) < 0.02
+        official, variables = friendly_to_official(conv)
+        assert len(variables["spatial_width_output_locations"]) == 2 * len(visible)
 
 
 def test_shipped_tokenizer_has_the_official_layout():

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out")
     p.add_argument("--clips", type=int, default=400)
     p.add_argument("--per-clip", type=int, default=4)
+    p.add_argument("--images-per-clip", type=int, default=0, help="REC records on single frames per clip")
     p.add_argument("--workers", type=int, default=2)
     p = sub.add_parser("bench", help="held-out benchmark (official formats + manifest)")
     p.add_argument("out")
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "train-data":
         from stchat.demo.data import make_train_set
 
-        print(make_train_set(a.out, a.clips, workers=a.workers, records_per_clip=a.per_clip))
+        print(make_train_set(a.out, a.clips, workers=a.workers, records_per_clip=a.per_clip,
+                             images_per_clip=a.images_per_clip))
     elif a.cmd == "bench":
         from stchat.demo.bench import make_demo_benchmark
         from stchat.demo.data import BENCH_SEED_BASE

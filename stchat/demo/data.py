@@ -3,7 +3,11 @@
 Training clips are real H.264 mp4 files (so the model learns from codec-compressed frames, as it sees
 at inference), rendered small (shorter side 180-288 px, 3-12 s) because the model only sees 100 frames
 resized to 384 x 384 anyway; each record is one clip with 1-3 question/answer turns (STVG in most),
-so one pass of the visual path trains several tasks. Seeds: training clips use ``seed_base + i``;
+so one pass of the visual path trains several tasks. Optional image records (REC on single frames of
+the same clips, one box question per visible object) are the cheap lesson in the same skill: 729
+visual tokens and no packer, so a step costs a fraction of a video step and every answer token needs
+the query's colour and the object's position (in a video answer most boxes repeat the previous one).
+Seeds: training clips use ``seed_base + i``;
 benchmarks use a disjoint range (``BENCH_SEED_BASE``), so no test clip was ever trained on.
 """
 
@@ -14,8 +18,8 @@ import random
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from stchat.demo.text import turns_for
-from stchat.demo.world import sample_scene, write_clip, write_truth
+from stchat.demo.text import image_turns, turns_for
+from stchat.demo.world import render_frame, sample_scene, write_clip, write_truth
 
 TRAIN_SEED_BASE = 1_000_000
 BENCH_SEED_BASE = 900_000_000  # never used for training
@@ -36,26 +40,46 @@ def train_tasks(rng: random.Random) -> list[str]:
     return tasks or ["stvg"]
 
 
-def _train_item(args: tuple[int, str, int]) -> list[dict]:
-    seed, root, per_clip = args
+def _train_item(args: tuple[int, str, int, int]) -> list[dict]:
+    seed, root, per_clip, images = args
     rng = random.Random(seed)
     scene = sample_scene(seed, height=rng.choice([180, 216, 240, 288]), max_seconds=12.0)
     name = f"clips/demo_{seed}.mp4"
-    write_clip(scene, Path(root) / name, crf=rng.randint(18, 30))
-    return [{"id": f"demo_{seed}_{j}", "video": name, "format": "stchat",
-             "conversations": turns_for(scene, rng, train_tasks(rng))} for j in range(per_clip)]
+    crf = rng.randint(18, 30)
+    if not (Path(root) / name).is_file():  # deterministic: an existing clip is this very clip
+        write_clip(scene, Path(root) / name, crf=crf)
+    records = [{"id": f"demo_{seed}_{j}", "video": name, "format": "stchat",
+                "conversations": turns_for(scene, rng, train_tasks(rng))} for j in range(per_clip)]
+    t = scene.target
+    for j in range(images):
+        frame = rng.randint(t.start, t.end)
+        img = f"frames/demo_{seed}_{frame}.png"
+        _write_png(render_frame(scene, frame), Path(root) / img)
+        records.append({"id": f"demo_{seed}_img{j}", "image": img, "format": "stchat",
+                        "conversations": image_turns(scene, frame, rng)})
+    return records
+
+
+def _write_png(rgb, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(rgb).save(tmp)
+    tmp.replace(path)
 
 
 def make_train_set(out_dir: str | Path, n: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2,
-                   records_per_clip: int = 1) -> Path:
-    """Write ``out_dir/train.json`` and ``out_dir/clips/*.mp4``; returns the JSON path.
+                   records_per_clip: int = 1, images_per_clip: int = 0) -> Path:
+    """Write ``out_dir/train.json``, ``out_dir/clips/*.mp4`` (and ``frames/*.png``); returns the JSON path.
 
     ``records_per_clip`` > 1 asks different questions (other tasks, wordings) about the same clip: with the
     trainer's vision cache the clip's frozen tower output is then computed once and reused.
+    ``images_per_clip`` adds that many REC image records per clip (frames where the target shows).
     """
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
-    jobs = [(seed_base + i, str(out), records_per_clip) for i in range(n)]
+    jobs = [(seed_base + i, str(out), records_per_clip, images_per_clip) for i in range(n)]
     with ProcessPoolExecutor(workers) as pool:
         records = [r for group in pool.map(_train_item, jobs, chunksize=8) for r in group]
     path = out / "train.json"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from stchat.demo.world import Scene, target_box
+from stchat.demo.world import Scene, object_box, target_box
 from stchat.video.sampling import official_frame_indices
 
 # The official task wording (docs/official_quirks.md#task-questions; the same strings as stchat's prompt
@@ -43,6 +43,9 @@ DESCRIBE_QUESTIONS = (
     "Can you describe this video?",
 )
 SVG_QUESTIONS = ("where is {p}?", "where can we see {p}?", "find {p}.")
+# The official REC prompts (docs/official_quirks.md#task-questions, ``ref_prompts``).
+REC_QUESTIONS = ("Where can I find <event> in this image?", "What part of this image contains <event>?",
+                 "Where does <event> appear in this image?", "Where is <event> situated within this image?")
 
 
 def article(word: str, rng: random.Random) -> str:
@@ -140,4 +143,20 @@ def turns_for(scene: Scene, rng: random.Random, tasks: list[str]) -> list[dict[s
             raise ValueError(f"unknown demo task {task!r}")
         conv += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
     conv[0]["value"] = "<video>\n" + conv[0]["value"]
+    return conv
+
+
+def image_turns(scene: Scene, frame: int, rng: random.Random) -> list[dict[str, str]]:
+    """REC turns about one frame: one question per visible object (target and distractors, in random
+    order), each answered with its box ``[x1,y1,x2,y2]``; the image tag opens the first."""
+    objs = [o for o in scene.objects if object_box(scene, o, frame) is not None]
+    rng.shuffle(objs)
+    conv: list[dict[str, str]] = []
+    for o in objs:
+        box = object_box(scene, o, frame)
+        assert box is not None
+        q = rng.choice(REC_QUESTIONS).replace("<event>", phrase(o.colour, o.shape, None, rng))
+        answer = "[" + ",".join(_num(v) for v in box) + "]"
+        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": answer}]
+    conv[0]["value"] = "<image>\n" + conv[0]["value"]
     return conv

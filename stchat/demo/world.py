@@ -217,7 +217,12 @@ def render_frame(scene: Scene, frame: int, background: np.ndarray | None = None)
 
 def target_box(scene: Scene, frame: int) -> list[float] | None:
     """Normalised ``[x1, y1, x2, y2]`` of the target at ``frame`` (None when not visible)."""
-    box = scene.target.box_px(frame)
+    return object_box(scene, scene.target, frame)
+
+
+def object_box(scene: Scene, obj: WorldObject, frame: int) -> list[float] | None:
+    """Normalised ``[x1, y1, x2, y2]`` of one of the scene's objects at ``frame`` (None when not visible)."""
+    box = obj.box_px(frame)
     if box is None:
         return None
     x1, y1, x2, y2 = box
