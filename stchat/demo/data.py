@@ -20,6 +20,7 @@ from pathlib import Path
 
 from stchat.demo.text import image_turns, turns_for
 from stchat.demo.world import render_frame, sample_scene, write_clip, write_truth
+from stchat.pipeline import write_text_atomic
 
 TRAIN_SEED_BASE = 1_000_000
 BENCH_SEED_BASE = 900_000_000  # never used for training
@@ -88,9 +89,7 @@ def make_train_set(out_dir: str | Path, n: int, seed_base: int = TRAIN_SEED_BASE
 
 
 def _write_json(path: Path, records: list[dict]) -> Path:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(records))
     return path
 
 

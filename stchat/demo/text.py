@@ -149,12 +149,10 @@ def turns_for(scene: Scene, rng: random.Random, tasks: list[str]) -> list[dict[s
 def image_turns(scene: Scene, frame: int, rng: random.Random) -> list[dict[str, str]]:
     """REC turns about one frame: one question per visible object (target and distractors, in random
     order), each answered with its box ``[x1,y1,x2,y2]``; the image tag opens the first."""
-    objs = [o for o in scene.objects if object_box(scene, o, frame) is not None]
-    rng.shuffle(objs)
+    boxed = [(o, box) for o in scene.objects if (box := object_box(scene, o, frame)) is not None]
+    rng.shuffle(boxed)
     conv: list[dict[str, str]] = []
-    for o in objs:
-        box = object_box(scene, o, frame)
-        assert box is not None
+    for o, box in boxed:
         q = rng.choice(REC_QUESTIONS).replace("<event>", phrase(o.colour, o.shape, None, rng))
         answer = "[" + ",".join(_num(v) for v in box) + "]"
         conv += [{"from": "human", "value": q}, {"from": "gpt", "value": answer}]

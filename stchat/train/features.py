@@ -78,7 +78,8 @@ class TowerCache:
         if f is not None and f.is_file():
             try:
                 out = torch.load(f, map_location="cpu", weights_only=True)
-            except Exception:  # a damaged cache file is recomputed, never trusted
+            except Exception:  # a damaged cache file is never trusted: removed, recomputed, rewritten
+                f.unlink(missing_ok=True)
                 return None
             self.put(key, out, persist=False)
         return out
