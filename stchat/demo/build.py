@@ -12,22 +12,11 @@ Model: ``llava_qwen`` config, a SigLIP-architecture tower (384 px, patch 14) in 
 its config, mlp2x_gelu projector, LAPE, the fast/slow TokenPacker and the six coordinate tables --
 built by stchat's own ``LlavaSTForCausalLM`` and saved with ``save_pretrained``.
 
-Initialisation choices (the *why*, each measured on the 3,600-step run of session 3):
-- the tower is frozen during training (as officially), so it is a fixed random feature extractor; its
-  residual branches are scaled down so that colour and edge information of the patch embedding survives
-  to the selected layer (between-colour variance of its output is 400x the between-position variance);
-- the projector starts at unit gain: at the default 0.02 init its output was 100x smaller than the LAPE
-  codes added to it (rms 0.0015 vs 0.14), so every video looked the same to the LLM and training first
-  fitted the answer prior without looking;
-- the coordinate tables share one code per bin between input and output (LAPE's ``(in + out) / 2`` is
-  then the code the output rows read: copying a visual token's position into an answer is one
-  attention head). The code is random Fourier features with log-uniform frequencies (0.3-25 cycles
-  over the range): neighbouring bins have cosine 0.83 (0.97 with the earlier 0.25-6.25 band, which the
-  output layer could not tell apart), and the low frequencies keep "leftmost"/"earliest" a linear
-  preference. Output rows add a per-kind offset of an ``lm_head`` row's size, so that "a WIDTH comes
-  next" and "which WIDTH" are separate directions: without it training merged the rows of a kind
-  into one direction (cosine of bins 10 apart -0.29 -> 0.67 in 500 steps) to outbid the frozen text
-  logits, and lost the bin identity.
+Initialisation choices (the *why*): the tower is frozen during training (as officially), so it is a
+fixed random feature extractor; its residual branches are scaled down so that colour and edge
+information of the patch embedding survives to the selected layer. The coordinate tables start as
+smooth random Fourier features of the bin position, so neighbouring bins are similar from step 0 and
+LAPE gives every visual token a position code that the output tables can already read.
 """
 
 from __future__ import annotations
@@ -39,7 +28,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from stchat.demo.text import DESCRIBE_QUESTIONS, caption, phrase, stvg_question, tvg_question
@@ -78,8 +66,7 @@ OTHER_TEMPLATES = (
 DEMO_SIZES: dict[str, Any] = {
     "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 3, "num_attention_heads": 4,
     "num_key_value_heads": 2, "tower_width": 32, "tower_mlp": 64, "tower_heads": 2, "tower_layers": 2,
-    "packer_embed_dim": 32, "packer_heads": 2, "coord_out_scale": 0.15,
-    "align_colours": True,
+    "packer_embed_dim": 32, "packer_heads": 2,
 }
 
 
@@ -139,13 +126,12 @@ def build_tokenizer(out: Path, vocab_target: int = 1024) -> int:
     return vocab_size
 
 
-def _fourier_table(rows: int, dim: int, gen: torch.Generator) -> torch.Tensor:
-    """Unit-rms random Fourier features of the bin position k/(rows-1), log-uniform frequencies."""
+def _fourier_table(rows: int, dim: int, gen: torch.Generator, scale: float) -> torch.Tensor:
+    """Smooth random features of the bin position k/(rows-1): neighbouring rows are similar."""
     pos = torch.arange(rows, dtype=torch.float64)[:, None] / (rows - 1)
-    lo, hi = math.log(0.3), math.log(25.0)
-    freq = torch.exp(torch.rand(1, dim, generator=gen, dtype=torch.float64) * (hi - lo) + lo)
+    freq = torch.rand(1, dim, generator=gen, dtype=torch.float64) * 6.0 + 0.25
     phase = torch.rand(1, dim, generator=gen, dtype=torch.float64) * 2 * math.pi
-    return (torch.cos(2 * math.pi * freq * pos + phase) * math.sqrt(2.0)).float()
+    return (torch.cos(2 * math.pi * freq * pos + phase) * scale).float()
 
 
 def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = None) -> Path:
@@ -191,19 +177,11 @@ def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = N
             if name.endswith(("_input_embeddings.weight", "_output_embeddings.weight")):
                 kind = name.split(".")[-2].rsplit("_", 2)[0]  # temporal / spatial_height / spatial_width
                 kind_gen = torch.Generator().manual_seed(seed + hash_name(kind))
-                code = _fourier_table(p.shape[0], p.shape[1], kind_gen)  # same code for input and output
-                offset = torch.randn(1, p.shape[1], generator=kind_gen)  # then the kind's own directions
-                out_offset = torch.randn(1, p.shape[1], generator=kind_gen)
-                if "_input_" in name:
-                    p.copy_(0.15 * code + 0.05 * offset)
-                else:  # row norm ~2.5 like an lm_head row: half bin code, half "this kind" offset
-                    p.copy_(sz["coord_out_scale"] * code + 0.15 * out_offset)
-            if name == "model.mm_projector.0.weight":
-                p.normal_(0.0, 4.0 / math.sqrt(p.shape[1]), generator=gen)  # unit-gain projector (see above)
-            if name == "model.mm_projector.2.weight":
-                p.normal_(0.0, 1.0 / math.sqrt(p.shape[1]), generator=gen)
-        if sz["align_colours"]:
-            _align_colour_words(model, out, sz, seed)
+                # Same code for a kind's input and output table (so LAPE's (in + out) / 2 is the code the
+                # output rows read); output rows small so that the first logits are O(1), not O(10).
+                scale = (4.0 if "_input_" in name else 0.5) / math.sqrt(p.shape[1])
+                p.copy_(_fourier_table(p.shape[0], p.shape[1], kind_gen, scale))
+                p.add_(torch.randn(p.shape, generator=gen) * 0.1 * scale)
         # lm_head is frozen in full fine-tuning (official, Q15): with the default 0.02 init its logits
         # stay tiny and text tokens cannot be learned (measured: text loss still 4.6 after 160 steps).
         # The golden fixture's scale gives logits with std ~2.5 that the trained hidden states can use.
@@ -216,51 +194,3 @@ def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = N
 
 def hash_name(text: str) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(text))
-
-
-def _align_colour_words(model: Any, out: Path, sz: dict[str, Any], seed: int) -> None:
-    """Stand-in for the language alignment a pretrained SigLIP brings: colour words find their pixels.
-
-    The released model's tower is CLIP-style pretrained, so a word and the pixels it names already share
-    a direction. Our tower is random, and a from-scratch LLM has to discover a query/key pairing from a
-    colour word to the pixels of that colour before any grounding answer can improve -- measured on REC
-    frames: no dependence on the image after 3,000 steps, whatever the learning rate or weight decay.
-    Here two layer-0 query heads are set so that a colour word's query matches the keys of visual
-    tokens of that colour: the word's embedding is its colour's projected feature (centred over the
-    palette) rotated by a fixed random orthogonal R, and the heads' query weights are their key weights
-    times R^T. The rotation keeps the word from matching itself (its own key is R d, its query d).
-    Everything downstream -- reading positions, answering, the other heads -- is left to training.
-    """
-    from transformers import AutoTokenizer
-
-    from stchat.demo.world import COLOURS
-    from stchat.processing.image import preprocess
-
-    c = sz["hidden_size"]
-    gen = torch.Generator().manual_seed(seed + 7)
-    rot, _ = torch.linalg.qr(torch.randn(c, c, generator=gen))
-    feats = {}
-    for name, rgb in COLOURS.items():
-        px = preprocess(np.full((64, 64, 3), rgb, dtype=np.uint8))
-        feats[name] = model.model.mm_projector(model.model.vision_tower(px)).mean((0, 1))
-    mean = torch.stack(list(feats.values())).mean(0)
-    tok = AutoTokenizer.from_pretrained(str(out))
-    embed = model.model.embed_tokens.weight
-    aligned: list[tuple[str, int]] = []
-    for name, f in feats.items():
-        d = f - mean
-        code = rot @ (d / d.norm()) * (0.05 * math.sqrt(c))  # rms 0.05: a little above the other rows
-        for word in (name, " " + name, name.capitalize(), " " + name.capitalize()):
-            ids = tok.encode(word, add_special_tokens=False)
-            if len(ids) == 1:
-                embed[ids[0]] = code
-            aligned.append((word, len(ids)))
-    if not any(n == 1 for w, n in aligned if w.startswith(" ")):
-        raise RuntimeError(f"no colour word is a single token: {aligned}")
-    attn = model.model.layers[0].self_attn
-    head_dim = c // sz["num_attention_heads"]
-    group = sz["num_attention_heads"] // sz["num_key_value_heads"]
-    keys = torch.randn(head_dim, c, generator=gen) * 0.15  # similarity logits of several units
-    attn.k_proj.weight[:head_dim] = keys
-    for h in range(group):  # the query heads that read KV head 0
-        attn.q_proj.weight[h * head_dim:(h + 1) * head_dim] = keys @ rot.T
