@@ -83,7 +83,7 @@ def make_train_set(out_dir: str | Path, n: int, seed_base: int = TRAIN_SEED_BASE
     jobs = [(seed_base + i, str(out), records_per_clip, images_per_clip) for i in range(n)]
     with ProcessPoolExecutor(workers) as pool:
         records = [r for group in pool.map(_train_item, jobs, chunksize=8) for r in group]
-    if images_per_clip:  # stage 1 of the demo recipe trains on the image records alone
+    if images_per_clip:  # the image records alone: stage 1 of the two-stage recipe (checkpoints/demo_rec)
         _write_json(out / "rec.json", [r for r in records if "image" in r])
     return _write_json(out / "train.json", records)
 
