@@ -123,6 +123,67 @@ def test_image_records_ask_for_every_visible_object_and_its_drawn_box(tmp_path):
         assert len(variables["spatial_width_output_locations"]) == 2 * len(visible)
 
 
+def _drawn_box(rgb: np.ndarray, colour: tuple[int, int, int]) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(np.abs(rgb.astype(int) - np.array(colour)).sum(-1) == 0)
+    h, w = rgb.shape[:2]
+    return xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h
+
+
+@pytest.mark.parametrize("seed", [5, 31, 64])
+def test_lesson_records_box_the_named_object_at_the_asked_time_and_give_the_target_span(seed):
+    import random
+
+    from stchat.demo.text import lesson_turns
+    from stchat.parse import parse_answer
+    from stchat.train.friendly import friendly_to_official
+
+    s = sample_scene(seed, n_distractors=2)
+    idx, vis = sampled_track(s)
+    conv = lesson_turns(s, random.Random(seed))
+    assert conv[0]["value"].startswith("<video>\n")
+    spans = 0
+    for q, a in zip(conv[::2], conv[1::2], strict=True):
+        if "start and end timestamps" in q["value"]:  # TVG: the target's sampled-frame span
+            assert q["value"].lower().count(f"{s.target.colour} {s.target.shape}") == 1
+            span = parse_answer(a["value"], "tvg").span
+            assert span == pytest.approx((vis[0] / 99, vis[-1] / 99), abs=1e-4)
+            spans += 1
+            continue
+        obj = next(o for o in s.objects if f"{o.colour} {o.shape}" in q["value"])
+        (q_off, _), variables = friendly_to_official([{"from": "human", "value": q["value"]}, a])
+        # The asked moment reaches the model as two TEMP inputs (a one-frame span would be ``{<error>}``)
+        k0, k1 = (round(t * 99) for t in variables["temporal_input_locations"])
+        assert k1 == k0 + 1 and "<error>" not in q_off["value"]
+        boxes = parse_answer(a["value"], "svg").boxes
+        assert sorted(boxes) == pytest.approx([k0 / 99, k1 / 99], abs=1e-4)
+        for t_a, box in boxes.items():
+            assert box == pytest.approx(_drawn_box(render_frame(s, idx[round(t_a * 99)]), obj.rgb), abs=0.02)
+    assert spans == 1 and len(conv) == 2 * 4  # two target questions, one distractor question, the span
+    _, variables = friendly_to_official(conv)
+    assert len(variables["spatial_width_output_locations"]) == 2 * 3 * 2
+
+
+def test_rec_set_is_one_new_scene_per_record(tmp_path):
+    from PIL import Image
+
+    from stchat.demo.__main__ import main
+    from stchat.demo.data import REC_SEED_BASE
+
+    assert main(["rec-data", str(tmp_path), "--images", "3", "--workers", "1"]) == 0
+    records = json.loads((tmp_path / "rec.json").read_text())
+    assert [r["id"] for r in records] == [f"rec_{REC_SEED_BASE + i}" for i in range(3)]
+    for r in records:
+        img = np.asarray(Image.open(tmp_path / r["image"]).convert("RGB"))
+        q, a = r["conversations"][0]["value"], r["conversations"][1]["value"]
+        seed = int(r["id"].split("_")[1])
+        scene = sample_scene(seed, height=__import__("random").Random(seed).choice([180, 216, 240, 288]),
+                             max_seconds=12.0)
+        obj = next(o for o in scene.objects if f"{o.colour} {o.shape}" in q)
+        assert q.startswith("<image>\n")
+        box = [float(v) for v in a.strip("[]").split(",")]
+        assert box == pytest.approx(_drawn_box(img, obj.rgb), abs=0.02)
+
+
 def test_shipped_tokenizer_has_the_official_layout():
     from stchat.model.loading import load_tokenizer
 

@@ -4,6 +4,7 @@ Steps of ``scripts/train_demo.sh`` (issue #9):
 
     python -m stchat.demo init runs/demo/init
     python -m stchat.demo train-data runs/demo/data --clips 400 --per-clip 4
+    python -m stchat.demo rec-data runs/demo/rec --images 48000   # REC images of fresh scenes
     stchat train run configs/demo.yaml --resume auto
     python -m stchat.demo export runs/demo/train/checkpoint-N stchat/demo/model
     python -m stchat.demo bench runs/demo/bench --clips 50
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=400)
     p.add_argument("--per-clip", type=int, default=4)
     p.add_argument("--images-per-clip", type=int, default=0, help="REC records on single frames per clip")
+    p.add_argument("--lessons-per-clip", type=int, default=0,
+                   help="video records whose answers all need the video (boxes at one time, TVG)")
+    p.add_argument("--workers", type=int, default=2)
+    p = sub.add_parser("rec-data", help="REC image records, each on a frame of a new scene (rec.json)")
+    p.add_argument("out")
+    p.add_argument("--images", type=int, default=48000)
     p.add_argument("--workers", type=int, default=2)
     p = sub.add_parser("bench", help="held-out benchmark (official formats + manifest)")
     p.add_argument("out")
@@ -55,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         from stchat.demo.data import make_train_set
 
         print(make_train_set(a.out, a.clips, workers=a.workers, records_per_clip=a.per_clip,
-                             images_per_clip=a.images_per_clip))
+                             images_per_clip=a.images_per_clip, lessons_per_clip=a.lessons_per_clip))
+    elif a.cmd == "rec-data":
+        from stchat.demo.data import make_rec_set
+
+        print(make_rec_set(a.out, a.images, workers=a.workers))
     elif a.cmd == "bench":
         from stchat.demo.bench import make_demo_benchmark
         from stchat.demo.data import BENCH_SEED_BASE

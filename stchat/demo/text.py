@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from stchat.demo.world import Scene, object_box, target_box
+from stchat.demo.world import Scene, WorldObject, object_box, target_box
 from stchat.video.sampling import official_frame_indices
 
 # The official task wording (docs/official_quirks.md#task-questions; the same strings as stchat's prompt
@@ -142,6 +142,50 @@ def turns_for(scene: Scene, rng: random.Random, tasks: list[str]) -> list[dict[s
         else:
             raise ValueError(f"unknown demo task {task!r}")
         conv += [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
+    conv[0]["value"] = "<video>\n" + conv[0]["value"]
+    return conv
+
+
+def _pair_starts(scene: Scene, obj: WorldObject, idx: list[int]) -> list[int]:
+    """Sampled positions k where ``obj`` shows at k and at k + 1."""
+    shown = [object_box(scene, obj, f) is not None for f in idx]
+    return [k for k in range(len(idx) - 1) if shown[k] and shown[k + 1]]
+
+
+def boxes_at_turn(scene: Scene, obj: WorldObject, k: int, rng: random.Random) -> list[dict[str, str]]:
+    """An SVG question on the two-frame span ``{k/99, (k+1)/99}`` (``obj`` shows in both), answered with
+    ``obj``'s box at each: the times are given, so the box coordinates need the video. Two frames, not
+    one: a span with start >= end becomes the literal ``{<error>}`` in the official front-end (Q16), so a
+    one-frame question would carry no time at all."""
+    idx = official_frame_indices(scene.n_frames)
+    p = phrase(obj.colour, obj.shape, obj.motion if rng.random() < 0.3 else None, rng)
+    span = f"{{{round(k / 99, 3)}, {round((k + 1) / 99, 3)}}}"
+    q = f"Between {span}, {rng.choice(SVG_QUESTIONS).format(p=p)} {LOCATE_IN_VIDEO}{SVG_SUFFIX}"
+    pairs = []
+    for j in (k, k + 1):
+        box = object_box(scene, obj, idx[j])
+        assert box is not None
+        pairs.append(f"{_num(j / 99)}: [{','.join(_num(v) for v in box)}]")
+    return [{"from": "human", "value": q}, {"from": "gpt", "value": ", ".join(pairs)}]
+
+
+def lesson_turns(scene: Scene, rng: random.Random) -> list[dict[str, str]]:
+    """A video record in which the answers need the video (issue #9): the target's boxes at two moments
+    where it shows, one distractor's at a moment where *it* shows, and the target's span (TVG), in random
+    order. In an STVG answer most tokens follow from the previous box, so a model can lower its loss
+    without looking; measured in checkpoints/demo_rec/README.md."""
+    idx = official_frame_indices(scene.n_frames)
+    starts = _pair_starts(scene, scene.target, idx)
+    turns = [boxes_at_turn(scene, scene.target, k, rng) for k in rng.sample(starts, min(2, len(starts)))]
+    others = [(o, ks) for o in scene.objects if o is not scene.target and (ks := _pair_starts(scene, o, idx))]
+    if others:
+        o, ks = rng.choice(others)
+        turns.append(boxes_at_turn(scene, o, rng.choice(ks), rng))
+    t = scene.target
+    p = phrase(t.colour, t.shape, t.motion if rng.random() < 0.5 else None, rng)
+    turns.append([{"from": "human", "value": tvg_question(p)}, {"from": "gpt", "value": tvg_answer(scene)}])
+    rng.shuffle(turns)
+    conv = [m for turn in turns for m in turn]
     conv[0]["value"] = "<video>\n" + conv[0]["value"]
     return conv
 
