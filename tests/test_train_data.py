@@ -143,3 +143,17 @@ def test_collator_truncates_and_pads(tokenizer, golden_records):
     n0 = len(ds[0].input_ids)
     assert (batch.labels[0, n0:] == -100).all() and not batch.attention_mask[0, n0:].any()
     assert batch.attention_mask[1].all()
+
+
+def test_friendly_question_span_must_start_before_it_ends():
+    """``{t, t}`` would reach the model as the literal ``{<error>}`` (Q16): refused with the span named."""
+    from stchat.train.friendly import friendly_to_official
+
+    answer = {"from": "gpt", "value": "0.3: [0.1,0.2,0.3,0.4], 0.31: [0.1,0.2,0.3,0.4]"}
+    official, variables = friendly_to_official(
+        [{"from": "human", "value": "<video>\nBetween {0.3, 0.31}, where is it?"}, answer])
+    assert variables["temporal_input_locations"] == [0.3, 0.31] and "<error>" not in official[0]["value"]
+    for span in ("{0.3, 0.3}", "{0.5,0.2}"):
+        with pytest.raises(TrainDataError, match=r"span \{0\.[35], ?0\.[32]\} in a question must start") as e:
+            friendly_to_official([{"from": "human", "value": f"<video>\nAt {span}, where is it?"}, answer])
+        assert "\n" not in str(e.value)

@@ -65,6 +65,12 @@ def friendly_to_official(conversations: list[dict[str, str]]
     for m in conversations:
         gpt = m["from"] == "gpt"
         value = format_answer(m["value"]) if gpt else format_benchmark_text(m["value"], "INPUT")
+        if not gpt and value.count("{<error>}") > m["value"].count("{<error>}"):
+            # The benchmark front-end turns a span with start >= end into this literal (Q16): the sample
+            # would train a question that carries no time at all.
+            bad = [x.group(0) for x in _SPAN.finditer(m["value"]) if float(x.group(1)) >= float(x.group(2))]
+            raise TrainDataError(f"span {bad[0] if bad else ''} in a question must start before it ends "
+                                 "(the official front-end would replace it with {<error>})")
         formatted.append({"from": m["from"], "value": value})
     try:
         convs, variables = get_variables(formatted)
