@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images-per-clip", type=int, default=0, help="REC records on single frames per clip")
     p.add_argument("--lessons-per-clip", type=int, default=0,
                    help="video records whose answers all need the video (boxes at one time, TVG)")
+    p.add_argument("--seed-base", type=int, default=None, help="first scene seed (default: 1000000)")
     p.add_argument("--workers", type=int, default=2)
     p = sub.add_parser("rec-data", help="REC image records, each on a frame of a new scene (rec.json)")
     p.add_argument("out")
@@ -59,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(build_model(a.out, seed=a.seed))
     elif a.cmd == "train-data":
-        from stchat.demo.data import make_train_set
+        from stchat.demo.data import TRAIN_SEED_BASE, make_train_set
 
-        print(make_train_set(a.out, a.clips, workers=a.workers, records_per_clip=a.per_clip,
+        print(make_train_set(a.out, a.clips, a.seed_base if a.seed_base is not None else TRAIN_SEED_BASE,
+                             workers=a.workers, records_per_clip=a.per_clip,
                              images_per_clip=a.images_per_clip, lessons_per_clip=a.lessons_per_clip))
     elif a.cmd == "rec-data":
         from stchat.demo.data import make_rec_set
