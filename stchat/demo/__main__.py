@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-clip", type=int, default=4)
     p.add_argument("--images-per-clip", type=int, default=0, help="REC records on single frames per clip")
     p.add_argument("--lessons-per-clip", type=int, default=0,
-                   help="video records whose answers all need the video (boxes at one time, TVG)")
+                   help="video records whose answers all need the video (boxes at given moments, TVG)")
     p.add_argument("--seed-base", type=int, default=None, help="first scene seed (default: 1000000)")
     p.add_argument("--workers", type=int, default=2)
     p = sub.add_parser("rec-data", help="REC image records, each on a frame of a new scene (rec.json)")
