@@ -164,6 +164,8 @@ def test_lesson_records_box_the_named_object_at_the_asked_time_and_give_the_targ
 
 
 def test_rec_set_is_one_new_scene_per_record(tmp_path):
+    import random
+
     from PIL import Image
 
     from stchat.demo.__main__ import main
@@ -176,8 +178,8 @@ def test_rec_set_is_one_new_scene_per_record(tmp_path):
         img = np.asarray(Image.open(tmp_path / r["image"]).convert("RGB"))
         q, a = r["conversations"][0]["value"], r["conversations"][1]["value"]
         seed = int(r["id"].split("_")[1])
-        scene = sample_scene(seed, height=__import__("random").Random(seed).choice([180, 216, 240, 288]),
-                             max_seconds=12.0)
+        height = random.Random(seed).choice([180, 216, 240, 288])  # as the generator draws it
+        scene = sample_scene(seed, height=height, max_seconds=12.0)
         obj = next(o for o in scene.objects if f"{o.colour} {o.shape}" in q)
         assert q.startswith("<image>\n")
         box = [float(v) for v in a.strip("[]").split(",")]

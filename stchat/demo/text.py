@@ -152,12 +152,12 @@ def _pair_starts(scene: Scene, obj: WorldObject, idx: list[int]) -> list[int]:
     return [k for k in range(len(idx) - 1) if shown[k] and shown[k + 1]]
 
 
-def boxes_at_turn(scene: Scene, obj: WorldObject, k: int, rng: random.Random) -> list[dict[str, str]]:
+def boxes_at_turn(scene: Scene, obj: WorldObject, k: int, idx: list[int], rng: random.Random
+                  ) -> list[dict[str, str]]:
     """An SVG question on the two-frame span ``{k/99, (k+1)/99}`` (``obj`` shows in both), answered with
     ``obj``'s box at each: the times are given, so the box coordinates need the video. Two frames, not
     one: a span with start >= end becomes the literal ``{<error>}`` in the official front-end (Q16), so a
-    one-frame question would carry no time at all."""
-    idx = official_frame_indices(scene.n_frames)
+    one-frame question would carry no time at all. ``idx``: the source frame of each sampled position."""
     p = phrase(obj.colour, obj.shape, obj.motion if rng.random() < 0.3 else None, rng)
     span = f"{{{round(k / 99, 3)}, {round((k + 1) / 99, 3)}}}"
     q = f"Between {span}, {rng.choice(SVG_QUESTIONS).format(p=p)} {LOCATE_IN_VIDEO}{SVG_SUFFIX}"
@@ -176,11 +176,11 @@ def lesson_turns(scene: Scene, rng: random.Random) -> list[dict[str, str]]:
     without looking; measured in checkpoints/demo_rec/README.md."""
     idx = official_frame_indices(scene.n_frames)
     starts = _pair_starts(scene, scene.target, idx)
-    turns = [boxes_at_turn(scene, scene.target, k, rng) for k in rng.sample(starts, min(2, len(starts)))]
+    turns = [boxes_at_turn(scene, scene.target, k, idx, rng) for k in rng.sample(starts, min(2, len(starts)))]
     others = [(o, ks) for o in scene.objects if o is not scene.target and (ks := _pair_starts(scene, o, idx))]
     if others:
         o, ks = rng.choice(others)
-        turns.append(boxes_at_turn(scene, o, rng.choice(ks), rng))
+        turns.append(boxes_at_turn(scene, o, rng.choice(ks), idx, rng))
     t = scene.target
     p = phrase(t.colour, t.shape, t.motion if rng.random() < 0.5 else None, rng)
     turns.append([{"from": "human", "value": tvg_question(p)}, {"from": "gpt", "value": tvg_answer(scene)}])
