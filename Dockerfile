@@ -36,7 +36,7 @@ RUN pip install --upgrade pip && pip install -r requirements.txt /wheels/*.whl &
 COPY pyproject.toml README* ./
 COPY stchat ./stchat
 # Editable install: the app finds assets/ next to the package, as in a checkout.
-RUN pip install -c requirements.txt -e ".[gpu]"
+RUN pip install -c requirements.txt -e ".[gpu]" --config-settings editable_mode=compat
 COPY app.py ./
 COPY assets ./assets
 

@@ -207,22 +207,29 @@ def bench_probe(src: Path, work: Path, repeat: int) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONPYCACHEPREFIX": str(work / "pycache")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
 
+    # What a user types: the console script (``python -m`` would add runpy's imports, ~5 ms).
+    script = Path(sys.executable).with_name("stchat")
+    stchat = [str(script)] if script.is_file() else [sys.executable, "-m", "stchat.cli"]
+
     def ours() -> None:
-        subprocess.run([sys.executable, "-m", "stchat.cli", "probe", str(src)], check=True, env=env,
-                       stdout=subprocess.DEVNULL, timeout=300)
+        subprocess.run([*stchat, "probe", str(src)], check=True, env=env, stdout=subprocess.DEVNULL,
+                       timeout=300)
 
     def ffmpeg_i() -> None:  # exits 1 ("no output file"), after printing the stream facts
         subprocess.run([FFMPEG, "-hide_banner", "-i", str(src)], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=300)
 
     def ours_full() -> None:
-        subprocess.run([sys.executable, "-m", "stchat.cli", "probe", "--full", str(src)], check=True,
-                       env=env, stdout=subprocess.DEVNULL, timeout=300)
+        subprocess.run([*stchat, "probe", "--full", str(src)], check=True, env=env,
+                       stdout=subprocess.DEVNULL, timeout=300)
 
     def python_pass() -> None:
         subprocess.run([sys.executable, "-c", "pass"], check=True, env=env, timeout=300)
 
-    for warm in (ours, ours_full, python_pass):
+    def python_argparse() -> None:  # the floor of any command-line tool built on argparse
+        subprocess.run([sys.executable, "-c", "import argparse"], check=True, env=env, timeout=300)
+
+    for warm in (ours, ours_full, python_pass, python_argparse):
         warm()
     repeat = max(15, repeat)  # processes of a few tens of milliseconds: more pairs for a steady median
     r = pair(ours, ffmpeg_i, repeat)
@@ -231,6 +238,8 @@ def bench_probe(src: Path, work: Path, repeat: int) -> None:
     print(f"    stchat probe --full / ffmpeg -i = {fmt(r)}")
     r = pair(python_pass, ffmpeg_i, repeat)
     print(f"    python -c pass (the interpreter's own start) / ffmpeg -i = {fmt(r)}")
+    r = pair(python_argparse, ffmpeg_i, repeat)
+    print(f"    python -c 'import argparse' / ffmpeg -i = {fmt(r)}")
 
     def ours_in_process() -> None:
         _index_cached.cache_clear()  # no help from an earlier call

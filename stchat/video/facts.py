@@ -8,38 +8,47 @@ checks, the one-line damage warning and the JSON form of the facts live here, sh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+import os
+from collections import namedtuple
 
 from stchat.errors import VideoError
 
+TYPE_CHECKING = False  # not typing's: typing and pathlib were 15 ms of `stchat probe` (stchat/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
-# A NamedTuple rather than a frozen dataclass: immutable and keyword-built all the same, without the
-# ``dataclasses`` import (see the module doc).
-class VideoLimits(NamedTuple):
-    """What we agree to read; anything larger is refused with a clear :class:`VideoError`."""
+    PathLike = str | os.PathLike[str]
 
-    max_file_bytes: int = 4 * 1024**3
-    max_duration_s: float = 4 * 3600.0
-    max_width: int = 7680
-    max_height: int = 7680
-    max_frames: int = 2_000_000
+
+# A namedtuple rather than a frozen dataclass or typing.NamedTuple: immutable and keyword-built all the
+# same, without importing ``dataclasses`` or ``typing`` (see the module doc).
+class VideoLimits(
+    namedtuple(
+        "VideoLimits",
+        ("max_file_bytes", "max_duration_s", "max_width", "max_height", "max_frames"),
+        defaults=(4 * 1024**3, 4 * 3600.0, 7680, 7680, 2_000_000),
+    )
+):
+    """What we agree to read (bytes, seconds, pixels, frames); anything larger is refused with a clear
+    :class:`VideoError`."""
+
+    __slots__ = ()
 
 
 DEFAULT_LIMITS = VideoLimits()
 
 
-def fail(path: Path, what: str) -> VideoError:
-    return VideoError(f"{path.name}: {what}")
+def fail(path: PathLike, what: str) -> VideoError:
+    return VideoError(f"{os.path.basename(os.path.normpath(path))}: {what}")  # Path(path).name
 
 
-def check_file(path: Path, limits: VideoLimits) -> None:
-    if not path.exists():
+def check_file(path: PathLike, limits: VideoLimits) -> None:
+    if not os.path.exists(path):
         raise fail(path, "file not found")
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise fail(path, "not a regular file")
-    size = path.stat().st_size
+    size = os.path.getsize(path)
     if size == 0:
         raise fail(path, "file is empty")
     if size > limits.max_file_bytes:
@@ -47,7 +56,7 @@ def check_file(path: Path, limits: VideoLimits) -> None:
 
 
 def check_limits(
-    path: Path, duration_s: float, width: int, height: int, frame_count: int, limits: VideoLimits
+    path: PathLike, duration_s: float, width: int, height: int, frame_count: int, limits: VideoLimits
 ) -> None:
     if duration_s > limits.max_duration_s:
         raise fail(path, f"is {duration_s:.0f} s long, over the {limits.max_duration_s:.0f} s limit")

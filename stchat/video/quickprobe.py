@@ -23,14 +23,16 @@ from __future__ import annotations
 import math
 import os
 import struct
-from collections.abc import Iterator
 from itertools import accumulate, chain, repeat
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from stchat.video.facts import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
 
+TYPE_CHECKING = False  # neither typing nor pathlib is imported on this path: see stchat/video/facts.py
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from stchat.video.facts import PathLike
     from stchat.video.info import VideoInfo
 
 MOV_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"  # FFmpeg's name for the demuxer, what the full probe reports
@@ -70,24 +72,23 @@ class _Track:
         self.chunks: list[int] = []
 
 
-def quick_facts(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
+def quick_facts(path: PathLike, limits: VideoLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
     """:meth:`VideoInfo.to_dict` of what the full probe would give, from the index boxes alone; or None
     when this module cannot vouch for the file (the caller then runs the full probe).
 
     Bad input the cheap checks catch (missing, empty, too large) raises :class:`VideoError` as the full
     probe does.
     """
-    p = Path(path)
-    check_file(p, limits)
+    check_file(path, limits)
     try:
-        facts = _probe(p)
+        facts = _probe(os.fspath(path))
     except (_Unsure, struct.error, ValueError, IndexError, KeyError, ZeroDivisionError, OSError):
         return None
-    check_limits(p, facts["duration_s"], facts["width"], facts["height"], facts["frame_count"], limits)
+    check_limits(path, facts["duration_s"], facts["width"], facts["height"], facts["frame_count"], limits)
     return facts
 
 
-def quick_probe(path: str | os.PathLike[str], limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo | None:
+def quick_probe(path: PathLike, limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo | None:
     """:func:`quick_facts` as a :class:`VideoInfo` (equal to :func:`stchat.video.io.probe`'s), or None."""
     from stchat.video.info import VideoInfo
 
@@ -123,7 +124,7 @@ def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int]:
     raise _Unsure
 
 
-def _read_moov(path: Path, file_size: int) -> bytes:
+def _read_moov(path: str, file_size: int) -> bytes:
     """The ``moov`` box's payload; every top-level box must lie inside the file (else: cut off)."""
     moov = None
     with open(path, "rb") as fh:
@@ -512,9 +513,9 @@ def _rotation(matrix: tuple[int, ...]) -> int:
     return int(round(-ccw / 90.0)) * 90 % 360
 
 
-def _probe(p: Path) -> dict[str, Any]:
-    size = p.stat().st_size
-    moov = _read_moov(p, size)
+def _probe(path: str) -> dict[str, Any]:
+    size = os.path.getsize(path)
+    moov = _read_moov(path, size)
     mv_a, _ = _child(moov, 0, len(moov), b"mvhd")
     v, o = _full_box(moov, mv_a)
     if v == 1:
@@ -585,7 +586,7 @@ def _probe(p: Path) -> dict[str, Any]:
         g = math.gcd(*sar)
         sar = (sar[0] // g, sar[1] // g)
     return {  # VideoInfo's fields in its JSON form (VideoInfo.to_dict), in its order
-        "path": str(p),
+        "path": path,  # as given, like the full probe's
         "container": MOV_FORMAT,
         "video_codec": codec,
         "duration_s": round(float(duration), 6),
