@@ -178,3 +178,22 @@ def test_forged_sample_counts_are_declined_without_building_huge_tables(tmp_path
     path = tmp_path / "forged.mp4"
     path.write_bytes(bytes(data))
     assert quick_probe(path) is None
+
+
+@pytest.mark.parametrize("columns", ["52", "120", "oops"])
+def test_help_is_sized_to_the_terminal_as_argparse_sizes_it(monkeypatch, capsys, columns):
+    """stchat's help formatter measures the terminal without shutil; the text must equal argparse's own."""
+    import argparse
+
+    from stchat import cli
+
+    monkeypatch.setenv("COLUMNS", columns)
+    texts = []
+    for formatter in (cli.HelpFormatter, argparse.HelpFormatter):
+        monkeypatch.setattr(cli, "HelpFormatter", formatter)
+        with pytest.raises(SystemExit):
+            cli.build_parser(["probe"]).parse_args(["probe", "--help"])
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1]  # "oops": both ignore COLUMNS and ask the terminal (or take 80)
+    if columns.isdigit():
+        assert max(map(len, texts[0].splitlines())) <= int(columns) - 2
