@@ -9,13 +9,16 @@ for bad input.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
 
 from stchat.errors import StchatError
+
+TYPE_CHECKING = False  # typing is not imported at run time: see stchat/__init__.py
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable, Mapping, Sequence
 
 #: Command -> (module exposing ``register(subparsers)``, one-line help). Order is ``stchat --help``'s.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,42 +64,24 @@ def add_lazy_commands(
             sub.add_parser(name, help=help_)
 
 
-def _terminal_columns() -> int:
-    """``shutil.get_terminal_size().columns``, without importing shutil (see :class:`Parser`)."""
-    try:
-        columns = int(os.environ.get("COLUMNS", 0))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
+def plain_args(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The arguments of a command line its command's module reads without argparse, else None.
 
-
-class HelpFormatter(argparse.HelpFormatter):
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        # argparse's own default: the terminal's width less 2
-        super().__init__(prog, indent_increment, max_help_position, width or _terminal_columns() - 2)
-
-
-class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose help formatter is sized without ``shutil``.
-
-    argparse builds a formatter at every ``add_argument`` (to check the metavar), and its default sizes
-    itself with ``shutil.get_terminal_size``: importing shutil (with bz2 and lzma) was 5 ms, 7 % of
-    ``stchat probe``. Sub-command parsers are of this class too (``add_subparsers`` uses the parent's).
+    A command module may define ``parse_plain(args)``: it returns the namespace argparse would give for
+    the usual, simple command line and None for anything else (help, abbreviations, mistakes), which then
+    goes through argparse. ``stchat probe`` is run in shell loops over thousands of files; importing
+    argparse and building the parser were ~13 ms of its ~60 ms (benchmarks/pipeline.py).
     """
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    if not argv or argv[0] not in COMMANDS:
+        return None
+    parse_plain = getattr(importlib.import_module(COMMANDS[argv[0]][0]), "parse_plain", None)
+    return None if parse_plain is None else parse_plain(argv[1:])
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    parser = Parser(
+    import argparse  # here, not at the top: see plain_args
+
+    parser = argparse.ArgumentParser(
         prog="stchat", description="Find when and where something happens in a video."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -109,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     # second): it must still end in one line, never a traceback.
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        parser = build_parser(argv)
-        args, extra = parser.parse_known_args(argv)
-        if extra:
-            if not getattr(args, "passthrough", False):
-                parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            args.passthrough_args = extra + list(getattr(args, "passthrough_args", []))
+        args = plain_args(argv)
+        if args is None:
+            parser = build_parser(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:
+                if not getattr(args, "passthrough", False):
+                    parser.error(f"unrecognized arguments: {' '.join(extra)}")
+                args.passthrough_args = extra + list(getattr(args, "passthrough_args", []))
         return int(args.handler(args) or 0)
     except StchatError as exc:
         print(f"stchat: error: {_one_line(str(exc))}", file=sys.stderr)

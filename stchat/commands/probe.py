@@ -11,10 +11,19 @@ so a cut-off file is still caught); anything it cannot vouch for, and ``--full``
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
+
+TYPE_CHECKING = False  # argparse only where the command line is not the plain one: see parse_plain
+if TYPE_CHECKING:
+    import argparse
 
 FIELDS = ("duration_s", "fps", "frame_count", "width", "height", "rotation", "has_audio")
+#: The flags, declared once: argparse registers them and parse_plain reads them.
+FLAGS = {
+    "--json": "print every fact as one JSON object",
+    "--full": "read every packet and decode the first frame, even where the index suffices",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,10 +35,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "truncated file is reported with a warning line), 2 not a readable video.",
     )
     p.add_argument("video", help="video file (anything FFmpeg reads)")
-    p.add_argument("--json", action="store_true", help="print every fact as one JSON object")
-    p.add_argument("--full", action="store_true",
-                   help="read every packet and decode the first frame, even where the index suffices")
+    for flag, help_ in FLAGS.items():
+        p.add_argument(flag, action="store_true", help=help_)
     p.set_defaults(handler=run)
+
+
+def parse_plain(args: list[str]) -> SimpleNamespace | None:
+    """``VIDEO`` with any of FLAGS once, in any order, read without argparse (stchat.cli.plain_args says
+    why); None for anything else -- help, an abbreviated or unknown option, a file name starting with a
+    dash -- so argparse answers it with its usual message."""
+    flags = [a for a in args if a.startswith("-")]
+    videos = [a for a in args if not a.startswith("-")]
+    if len(videos) != 1 or not set(flags) <= FLAGS.keys() or len(set(flags)) != len(flags):
+        return None
+    return SimpleNamespace(command="probe", video=videos[0], handler=run,
+                           **{flag[2:]: flag in flags for flag in FLAGS})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import math
 import os
 import struct
 from itertools import accumulate, chain, repeat
+from operator import itemgetter
 
 from stchat.video.facts import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
 
@@ -64,11 +65,14 @@ class _Track:
         self.edits: list[tuple[int, int, int]] = []  # (duration, media_time, rate)
         self.entry = b""  # sample entry type (avc1, mp4a ...)
         self.entry_data = b""
-        self.stts: list[tuple[int, int]] = []
-        self.ctts: list[tuple[int, int]] | None = None
+        # The sample tables as columns straight from struct.unpack (slices of one tuple, made in C): every
+        # per-entry step below is then a C-level map, not a Python loop -- a 10-minute file has ~50,000
+        # ctts and stsc entries.
+        self.stts: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # (sample counts, deltas)
+        self.ctts: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (sample counts, offsets)
         self.stss: list[int] | None = None
         self.sizes: list[int] = []
-        self.stsc: list[tuple[int, int]] = []
+        self.stsc: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # (first chunks, samples per chunk)
         self.chunks: list[int] = []
 
 
@@ -208,10 +212,12 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
             t.entry_data = data[o + 12 : o + 4 + size]
         elif k == b"stts":
             (n,) = struct.unpack_from(">I", data, o)
-            t.stts = list(zip(*[iter(struct.unpack_from(f">{2 * n}I", data, o + 4))] * 2, strict=True))
+            rows = struct.unpack_from(f">{2 * n}I", data, o + 4)
+            t.stts = rows[0::2], rows[1::2]
         elif k == b"ctts":
             (n,) = struct.unpack_from(">I", data, o)
-            t.ctts = list(zip(*[iter(struct.unpack_from(f">{2 * n}i", data, o + 4))] * 2, strict=True))
+            rows = struct.unpack_from(f">{2 * n}i", data, o + 4)
+            t.ctts = rows[0::2], rows[1::2]
         elif k == b"stss":
             (n,) = struct.unpack_from(">I", data, o)
             t.stss = list(struct.unpack_from(f">{n}I", data, o + 4))
@@ -225,7 +231,7 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
         elif k == b"stsc":
             (n,) = struct.unpack_from(">I", data, o)
             rows = struct.unpack_from(f">{3 * n}I", data, o + 4)
-            t.stsc = list(zip(rows[0::3], rows[1::3], strict=True))
+            t.stsc = rows[0::3], rows[1::3]
         elif k == b"stco":
             (n,) = struct.unpack_from(">I", data, o)
             t.chunks = list(struct.unpack_from(f">{n}I", data, o + 4))
@@ -240,41 +246,41 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
 
 def _data_end(t: _Track) -> int:
     """The last byte any sample of the track occupies (chunk offset + the sizes of its samples)."""
-    if not t.stsc or not t.chunks:
+    firsts, pers = t.stsc
+    if not firsts or not t.chunks:
         raise _Unsure
-    n_chunks = len(t.chunks)
-    firsts = [first for first, _ in t.stsc] + [n_chunks + 1]
-    counts = [b - a for a, b in zip(firsts, firsts[1:], strict=False)]  # chunks in each stsc run
-    if firsts[0] != 1 or min(counts) < 1 or min(per for _, per in t.stsc) < 1:
+    ends = (*firsts[1:], len(t.chunks) + 1)
+    counts = list(map(int.__sub__, ends, firsts))  # chunks in each stsc run
+    if firsts[0] != 1 or min(counts) < 1 or min(pers) < 1:
         raise _Unsure
     # Samples per chunk, then the sample index each chunk starts at; all in C-level loops (map,
     # accumulate): an interleaved file has an stsc run for nearly every chunk.
-    per_chunk = chain.from_iterable(repeat(per, k) for (_, per), k in zip(t.stsc, counts, strict=True))
+    per_chunk = chain.from_iterable(map(repeat, pers, counts))
     bounds = list(accumulate(per_chunk, initial=0))
     if bounds[-1] != len(t.sizes):
         raise _Unsure
     cum = list(accumulate(t.sizes, initial=0))
-    at = cum.__getitem__
-    lengths = map(int.__sub__, map(at, bounds[1:]), map(at, bounds[:-1]))
+    at_bounds = itemgetter(*bounds)(cum)  # the bytes before each chunk's first sample (bounds has >= 2)
+    lengths = map(int.__sub__, at_bounds[1:], at_bounds[:-1])
     return max(map(int.__add__, t.chunks, lengths))
 
 
 def _stts_facts(t: _Track) -> tuple[list[int], int, int]:
     """(dts of every sample, FFmpeg's duration_for_fps, its frame count) from ``stts``."""
-    if any(delta > _INT_MAX for _, delta in t.stts):
+    counts, deltas = t.stts
+    if max(deltas, default=0) > _INT_MAX:
         raise _Unsure  # FFmpeg treats these as negative corrections
-    if sum(count for count, _ in t.stts) != len(t.sizes):
+    total = sum(counts)
+    if total != len(t.sizes):
         raise _Unsure  # also keeps a forged count from building a huge list
-    steps = chain.from_iterable(repeat(delta, count) for count, delta in t.stts)
-    dts = list(accumulate(steps, initial=0))[:-1]
-    duration = 0
-    total = 0
-    for i, (count, delta) in enumerate(t.stts):
-        # FFmpeg's correction for a huge last sample duration (mov_read_stts), which enters the frame rate.
-        if i + 1 == len(t.stts) and i and count == 1 and total > 100 and delta // 10 > duration // total:
-            delta = duration // total
-        duration += delta * count
-        total += count
+    dts = list(accumulate(chain.from_iterable(map(repeat, deltas, counts)), initial=0))[:-1]
+    duration = sum(map(int.__mul__, counts, deltas))
+    if len(counts) > 1 and counts[-1] == 1:
+        # FFmpeg's correction for a huge last sample duration (mov_read_stts), which enters the frame
+        # rate: it becomes the mean of the samples before it.
+        before, n_before = duration - deltas[-1], total - 1
+        if n_before > 100 and deltas[-1] // 10 > before // n_before:
+            duration = before + before // n_before
     return dts, duration, total
 
 
@@ -322,27 +328,25 @@ def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], int, int]:
     if len(dts) != n or n == 0:
         raise _Unsure
     if t.ctts is None:
-        offsets = [0] * n
-    elif sum(count for count, _ in t.ctts) != n:
+        cts = sorted(dts)
+    elif sum(t.ctts[0]) != n:
         raise _Unsure
     else:
         # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back to
         # every pts, so pts = dts + offset either way.
-        offsets = list(chain.from_iterable(repeat(off, count) for count, off in t.ctts))
-        if len(offsets) != n:
-            raise _Unsure
+        offsets = chain.from_iterable(map(repeat, t.ctts[1], t.ctts[0]))
+        cts = sorted(map(int.__add__, dts, offsets))  # n of them: the counts sum to n (checked above)
     lead, media, length = _edit(t, movie_ts)
-    cts = list(map(int.__add__, dts, offsets))
     if t.edits:
         # Every frame must lie inside the edit: FFmpeg would mark the others as discarded.
-        if min(cts) < media or (length is not None and max(cts) >= media + length):
+        if cts[0] < media or (length is not None and cts[-1] >= media + length):
             raise _Unsure
     shift = media
-    if t.edits and min(cts) > media:
-        shift = min(cts)  # FFmpeg moves the first frame of an edited video track to the edit's start
-    pts = sorted(c - shift + lead for c in cts)
-    if len(set(pts)) != n:
-        raise _Unsure
+    if t.edits and cts[0] > media:
+        shift = cts[0]  # FFmpeg moves the first frame of an edited video track to the edit's start
+    pts = list(map((lead - shift).__add__, cts)) if lead != shift else cts
+    if n > 1 and min(map(int.__sub__, pts[1:], pts[:-1])) == 0:
+        raise _Unsure  # two frames at one time
     return pts, fps_duration, fps_frames
 
 
@@ -565,7 +569,7 @@ def _probe(path: str) -> dict[str, Any]:
     # ``fractions`` import (with ``decimal`` behind it) on this path.
     first_s = (pts[0] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
     last_s = (pts[-1] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
-    steps = [b - a for a, b in zip(pts, pts[1:], strict=False)]
+    steps = list(map(int.__sub__, pts[1:], pts[:-1]))
     vfr = bool(steps and (max(steps) - min(steps)) / ts > 0.002)
     if not fps_frames or not fps_duration:
         raise _Unsure
@@ -606,6 +610,6 @@ def _probe(path: str) -> dict[str, Any]:
         "vfr": vfr,
         "sample_aspect_ratio": None if sar is None else ":".join(map(str, sar)).removesuffix(":1"),
         "declared_duration_s": round(float(declared_s), 6),
-        "declared_frame_count": sum(c for c, _ in vt.stts) or None,
+        "declared_frame_count": sum(vt.stts[0]) or None,
         "truncated": truncated,
     }
