@@ -321,8 +321,9 @@ def _stream_duration(t: _Track, movie_ts: int, stts_duration: int) -> int:
     return duration
 
 
-def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], int, int]:
-    """Presentation timestamps in presentation order (track units), duration_for_fps, frames_for_fps."""
+def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], list[int], int, int]:
+    """Presentation timestamps in presentation order (track units), the steps between them,
+    duration_for_fps, frames_for_fps."""
     dts, fps_duration, fps_frames = _stts_facts(t)
     n = len(t.sizes)
     if len(dts) != n or n == 0:
@@ -345,9 +346,10 @@ def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], int, int]:
     if t.edits and cts[0] > media:
         shift = cts[0]  # FFmpeg moves the first frame of an edited video track to the edit's start
     pts = list(map((lead - shift).__add__, cts)) if lead != shift else cts
-    if n > 1 and min(map(int.__sub__, pts[1:], pts[:-1])) == 0:
+    steps = list(map(int.__sub__, pts[1:], pts[:-1]))
+    if steps and min(steps) == 0:
         raise _Unsure  # two frames at one time
-    return pts, fps_duration, fps_frames
+    return pts, steps, fps_duration, fps_frames
 
 
 class _Bits:
@@ -544,7 +546,7 @@ def _probe(path: str) -> dict[str, Any]:
     codec = _VIDEO_CODECS.get(vt.entry)
     if codec is None:
         raise _Unsure
-    pts, fps_duration, fps_frames = _video_pts(vt, movie_ts)
+    pts, steps, fps_duration, fps_frames = _video_pts(vt, movie_ts)
     coded_w, coded_h, sar = _video_entry(vt)
     # (start, duration) of each stream in its own units, then in microseconds as FFmpeg rounds them.
     spans = [(pts[0], _stream_duration(vt, movie_ts, fps_duration), vt.timescale)]
@@ -569,7 +571,6 @@ def _probe(path: str) -> dict[str, Any]:
     # ``fractions`` import (with ``decimal`` behind it) on this path.
     first_s = (pts[0] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
     last_s = (pts[-1] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
-    steps = list(map(int.__sub__, pts[1:], pts[:-1]))
     vfr = bool(steps and (max(steps) - min(steps)) / ts > 0.002)
     if not fps_frames or not fps_duration:
         raise _Unsure
