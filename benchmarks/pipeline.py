@@ -2,8 +2,20 @@
 
 1. Sampling the official 100 frames of a 60 s clip at 720p and 1080p: ``stchat.video.io.read_frames``
    against the fastest anchors available in this run -- a plain threaded PyAV decode of every frame
-   (keeping the 100), and decord / torchcodec when importable (benchmark-only; put them on ``PYTHONPATH``,
-   e.g. ``pip install --target DIR decord torchcodec``). Pixels are compared with every anchor.
+   (keeping the 100), and decord / torchcodec when importable (benchmark-only, never stchat's
+   dependencies). decord: ``pip install --target DIR decord`` and put DIR on ``PYTHONPATH``. torchcodec's
+   PyPI wheel is built against CUDA torch and loads the system's FFmpeg libraries, so it cannot sit next to
+   the CPU torch of ``.venv``: run this script from a scratch environment outside the repo instead
+   (Debian 12 shown; the CUDA torch runs on a CPU-only machine)::
+
+       apt-get install -y libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
+           libavdevice59 libavfilter8
+       python3.11 -m venv /tmp/tcvenv
+       /tmp/tcvenv/bin/pip install torch==2.13.0 torchcodec==0.17.0 \
+           -r <(grep -v '^torch==' requirements.txt)
+       PYTHONPATH=.:DIR /tmp/tcvenv/bin/python benchmarks/pipeline.py --only sampling
+
+   Pixels are compared with every anchor.
 2. The clip of a 10 s segment (``render_answer``, clip only, superfast/crf 20) against plain ffmpeg
    re-encoding the same segment at the same x264 settings (imageio-ffmpeg's binary), with the audio
    treated as stchat treats it (``-c:a copy``: stchat copies AAC packets) and, for reference, with the
@@ -12,8 +24,9 @@
 3. ``stchat probe`` against ``ffmpeg -i`` (imageio-ffmpeg ships no ffprobe, so ``ffmpeg -i`` stands in
    for it: it opens the file and prints the stream facts from the header), both as fresh processes, on
    the first clip and on a 10-minute one (``--probe-long``);
-   also ``stchat probe --full`` (every packet read, first frame decoded) and a bare ``python -c pass``
-   of the same interpreter, the floor any Python command starts from.
+   also ``stchat probe --full`` (every packet read, first frame decoded) and the floors any Python command
+   starts from: a bare ``python -c pass`` of the same interpreter, ``import argparse``, and ``import re``
+   (pip's console-script wrapper imports it before stchat's code runs).
 
 Each pair is run interleaved ``--repeat`` times; the median ratio is printed, by wall time and by CPU time
 (user + system of the process and its children: steadier than wall time on a busy machine).
@@ -231,7 +244,10 @@ def bench_probe(src: Path, work: Path, repeat: int) -> None:
     def python_argparse() -> None:  # the floor of any command-line tool built on argparse
         subprocess.run([sys.executable, "-c", "import argparse"], check=True, env=env)
 
-    for warm in (ours, ours_full, python_pass, python_argparse):
+    def python_re() -> None:  # the floor of a pip-installed console script: pip's wrapper imports re
+        subprocess.run([sys.executable, "-c", "import re"], check=True, env=env)
+
+    for warm in (ours, ours_full, python_pass, python_argparse, python_re):
         warm()
     repeat = max(15, repeat)  # processes of a few tens of milliseconds: more pairs for a steady median
     r = pair(ours, ffmpeg_i, repeat)
@@ -242,6 +258,8 @@ def bench_probe(src: Path, work: Path, repeat: int) -> None:
     print(f"    python -c pass (the interpreter's own start) / ffmpeg -i = {fmt(r)}")
     r = pair(python_argparse, ffmpeg_i, repeat)
     print(f"    python -c 'import argparse' / ffmpeg -i = {fmt(r)}")
+    r = pair(python_re, ffmpeg_i, repeat)
+    print(f"    python -c 'import re' (what pip's console-script wrapper imports) / ffmpeg -i = {fmt(r)}")
 
     def ours_in_process() -> None:
         _index_cached.cache_clear()  # no help from an earlier call

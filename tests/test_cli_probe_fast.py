@@ -135,6 +135,74 @@ def test_a_file_missing_only_its_last_bytes_is_left_to_the_full_probe(tmp_path, 
     assert facts == json.loads(json.dumps({**probe(path).to_dict(), "warning": probe(path).warning()}))
 
 
+def _cut_keeping_boxes_whole(data: bytes, cut: int) -> bytes:
+    """The file less its last ``cut`` bytes, with the size of its last top-level box (``mdat``) shrunk to
+    match: every box still fits the file, so only the sample tables tell that samples are missing."""
+    pos, last = 0, 0
+    while pos < len(data):
+        last = pos
+        pos += int.from_bytes(data[pos : pos + 4], "big")
+    assert pos == len(data) and data[last + 4 : last + 8] == b"mdat"
+    size = int.from_bytes(data[last : last + 4], "big") - cut
+    return data[:last] + size.to_bytes(4, "big") + data[last + 4 : len(data) - cut]
+
+
+@pytest.mark.parametrize("cut", [0, 1, 100, 5000, 60_000])
+def test_samples_past_the_end_are_found_from_the_tables_alone(cut, tmp_path):
+    """moov first and the samples up to the file's last byte (the layout where the cheap per-chunk bound
+    cannot vouch for the file): the last chunks' sizes are summed, and one missing byte declines."""
+    data = (SYNTHETIC_DIR / "syn_a_640x360_25fps_tone.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(_cut_keeping_boxes_whole(data, cut))
+    if cut == 0:
+        assert _same_as_full(path)
+    else:
+        assert quick_probe(path) is None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_in_file_check_agrees_with_every_sample_summed(seed):
+    """Random chunk tables (runs of chunks, samples per chunk, sizes; one huge sample in some, so that
+    many chunks fall within its reach of the end): the check declines exactly when some sample's last
+    byte lies past the end of the file, as summing every sample says."""
+    import random
+
+    from stchat.video.quickprobe import _check_in_file, _Track, _Unsure
+
+    rng = random.Random(seed)
+    t = _Track()
+    firsts, pers, chunks, sizes = [], [], [], []
+    n_chunks = rng.randint(1, 400)
+    pos, ends = 1000, []
+    for c in range(1, n_chunks + 1):
+        if c == 1 or rng.random() < 0.5:
+            firsts.append(c)
+            pers.append(rng.randint(1, 4))
+        chunks.append(pos)
+        for _ in range(pers[-1]):
+            sizes.append(rng.randint(1, 300) if rng.random() > 0.002 else 50_000)
+            pos += sizes[-1]
+        ends.append(pos)
+        pos += rng.choice([0, 0, 17])  # another track's bytes between chunks, sometimes
+    if seed % 2:  # chunks in another order in the table than in the file
+        order = list(range(n_chunks))
+        rng.shuffle(order)
+        chunks = [chunks[i] for i in order]
+        ends = [ends[i] for i in order]
+        firsts, pers = list(range(1, n_chunks + 1)), [1] * n_chunks
+        sizes = [rng.randint(1, 300) for _ in range(n_chunks)]
+        ends = [c + s for c, s in zip(chunks, sizes, strict=True)]
+    t.stsc, t.chunks, t.sizes = (tuple(firsts), tuple(pers)), chunks, sizes
+    last = max(ends)
+    for file_size in (last + 100, last, last - 1, last - rng.randint(2, 400)):
+        try:
+            _check_in_file(t, file_size)
+            declined = False
+        except _Unsure:
+            declined = True
+        assert declined == (last > file_size), (seed, file_size)
+
+
 def test_moov_at_the_end_and_cut_off_is_refused_like_the_full_probe(gen, tmp_path, capsys):
     data = (gen / "plain.mp4").read_bytes()  # written without faststart: the index is at the end
     path = tmp_path / "no_index.mp4"

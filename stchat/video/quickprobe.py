@@ -3,15 +3,15 @@
 The full probe (:func:`stchat.video.io.probe`) imports PyAV (~70 ms of CPU before it reads a byte), walks
 every packet and decodes the first frame. For the common file -- MP4/MOV, H.264 video, AAC or no audio, a
 plain edit list -- everything it reports is already in the ``moov`` box: the sample tables give every
-frame's timestamp (``stts`` + ``ctts`` + ``elst``), the keyframes, and where every sample's bytes lie
+frame's timestamp (``stts`` + ``ctts`` + ``elst``) and where every sample's bytes lie
 (``stsc``/``stco``/``stsz``); the SPS in ``avcC`` gives the decoded size and aspect ratio; ``tkhd`` the
 rotation. This module reads those boxes with ``struct`` (no numpy either) and derives each fact the way
 FFmpeg's mov demuxer does, so the result equals the full probe's (a test checks every field on every
 clip we have).
 
 Truncation is still caught: a sample whose bytes lie past the end of the file is what the full packet
-pass would find cut off, so the fast path checks the last byte of every sample (of every track) against
-the file size instead of reading the packets. Whenever anything is outside what this module vouches for
+pass would find cut off, so the fast path checks that every sample (of every track) ends inside the file
+instead of reading the packets. Whenever anything is outside what this module vouches for
 -- another container or codec, fragmented MP4, several edits, negative composition offsets, samples
 past the end of the file, implicit HE-AAC -- :func:`quick_probe` returns None and the caller runs the full
 probe. What the fast path cannot see is a sample whose bytes are present but garbage; ``stchat probe
@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 import os
 import struct
-from itertools import accumulate, chain, repeat
-from operator import itemgetter
+from bisect import bisect_right
+from itertools import accumulate, chain, compress, count, repeat
 
 from stchat.video.facts import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
 
@@ -70,10 +70,9 @@ class _Track:
         # ctts and stsc entries.
         self.stts: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # (sample counts, deltas)
         self.ctts: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (sample counts, offsets)
-        self.stss: list[int] | None = None
-        self.sizes: list[int] = []
+        self.sizes: tuple[int, ...] | list[int] = ()
         self.stsc: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # (first chunks, samples per chunk)
-        self.chunks: list[int] = []
+        self.chunks: tuple[int, ...] = ()
 
 
 def quick_facts(path: PathLike, limits: VideoLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
@@ -218,14 +217,11 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
             (n,) = struct.unpack_from(">I", data, o)
             rows = struct.unpack_from(f">{2 * n}i", data, o + 4)
             t.ctts = rows[0::2], rows[1::2]
-        elif k == b"stss":
-            (n,) = struct.unpack_from(">I", data, o)
-            t.stss = list(struct.unpack_from(f">{n}I", data, o + 4))
         elif k == b"stsz":
             fixed, n = struct.unpack_from(">II", data, o)
             if n > _MAX_SAMPLES:
                 raise _Unsure
-            t.sizes = [fixed] * n if fixed else list(struct.unpack_from(f">{n}I", data, o + 8))
+            t.sizes = [fixed] * n if fixed else struct.unpack_from(f">{n}I", data, o + 8)
         elif k == b"stz2":
             raise _Unsure
         elif k == b"stsc":
@@ -234,46 +230,70 @@ def _parse_track(data: bytes, a: int, b: int) -> _Track:
             t.stsc = rows[0::3], rows[1::3]
         elif k == b"stco":
             (n,) = struct.unpack_from(">I", data, o)
-            t.chunks = list(struct.unpack_from(f">{n}I", data, o + 4))
+            t.chunks = struct.unpack_from(f">{n}I", data, o + 4)
         elif k == b"co64":
             (n,) = struct.unpack_from(">I", data, o)
-            t.chunks = list(struct.unpack_from(f">{n}Q", data, o + 4))
+            t.chunks = struct.unpack_from(f">{n}Q", data, o + 4)
     return t
 
 
 # --------------------------------------------------------------------------- tables -> facts
 
 
-def _data_end(t: _Track) -> int:
-    """The last byte any sample of the track occupies (chunk offset + the sizes of its samples)."""
+def _check_in_file(t: _Track, file_size: int) -> None:
+    """Raise :class:`_Unsure` when the chunk tables disagree or a sample's bytes lie past the end of the
+    file (a cut-off file: the full probe then says what is readable)."""
     firsts, pers = t.stsc
-    if not firsts or not t.chunks:
+    if not firsts or not t.chunks or not t.sizes:
         raise _Unsure
-    ends = (*firsts[1:], len(t.chunks) + 1)
-    counts = list(map(int.__sub__, ends, firsts))  # chunks in each stsc run
-    if firsts[0] != 1 or min(counts) < 1 or min(pers) < 1:
+    if min(pers) < 1:
         raise _Unsure
-    # Samples per chunk, then the sample index each chunk starts at; all in C-level loops (map,
-    # accumulate): an interleaved file has an stsc run for nearly every chunk.
-    per_chunk = chain.from_iterable(map(repeat, pers, counts))
-    bounds = list(accumulate(per_chunk, initial=0))
-    if bounds[-1] != len(t.sizes):
+    one_each = len(firsts) == len(t.chunks) and firsts == tuple(range(1, len(firsts) + 1))
+    if one_each:  # a run per chunk (interleaved audio): one compare instead of a count per run
+        counts = [1] * len(firsts)
+        total = sum(pers)
+    else:
+        counts = list(map(int.__sub__, (*firsts[1:], len(t.chunks) + 1), firsts))  # chunks in each run
+        if firsts[0] != 1 or min(counts) < 1:
+            raise _Unsure
+        total = sum(map(int.__mul__, pers, counts))
+    if total != len(t.sizes):
         raise _Unsure
-    cum = list(accumulate(t.sizes, initial=0))
-    at_bounds = itemgetter(*bounds)(cum)  # the bytes before each chunk's first sample (bounds has >= 2)
-    lengths = map(int.__sub__, at_bounds[1:], at_bounds[:-1])
-    return max(map(int.__add__, t.chunks, lengths))
+    # A chunk's samples lie back to back and none is larger than the largest, so a chunk's last byte is
+    # at most its offset + samples x largest. If the chunk furthest into the file would end inside it even
+    # with as many samples as any chunk has, every sample does: one C-level max per column, where summing
+    # every sample's size was most of this module's time on a long file. Otherwise (moov first, samples up
+    # to the file's last byte) only the chunks that start within that reach of the end get their sizes
+    # summed.
+    big = max(t.sizes)
+    reach = max(pers) * big
+    if max(t.chunks) + reach <= file_size:
+        return
+    late = list(compress(count(), map((file_size - reach).__lt__, t.chunks)))
+    sizes, chunks = t.sizes, t.chunks
+    if len(late) > 64:  # not the usual few: every chunk's first sample, in C-level loops
+        starts = list(accumulate(chain.from_iterable(map(repeat, pers, counts)), initial=0))
+        spans = [(starts[j], starts[j + 1]) for j in late]
+    else:  # a late chunk's first sample, counted back from the end through the stsc runs after it
+        spans = []
+        for j in late:
+            r = bisect_right(firsts, j + 1) - 1  # the stsc run of chunk j (chunks are numbered from 1)
+            after = sum(pers[r:]) if one_each else sum(map(int.__mul__, pers[r:], counts[r:]))
+            start = total - after + (j + 1 - firsts[r]) * pers[r]
+            spans.append((start, start + pers[r]))
+    for j, (a, b) in zip(late, spans, strict=True):
+        if chunks[j] + sum(sizes[a:b]) > file_size:
+            raise _Unsure
 
 
-def _stts_facts(t: _Track) -> tuple[list[int], int, int]:
-    """(dts of every sample, FFmpeg's duration_for_fps, its frame count) from ``stts``."""
+def _stts_duration(t: _Track) -> tuple[int, int]:
+    """(FFmpeg's duration_for_fps, its frame count) from ``stts``."""
     counts, deltas = t.stts
     if max(deltas, default=0) > _INT_MAX:
         raise _Unsure  # FFmpeg treats these as negative corrections
     total = sum(counts)
     if total != len(t.sizes):
         raise _Unsure  # also keeps a forged count from building a huge list
-    dts = list(accumulate(chain.from_iterable(map(repeat, deltas, counts)), initial=0))[:-1]
     duration = sum(map(int.__mul__, counts, deltas))
     if len(counts) > 1 and counts[-1] == 1:
         # FFmpeg's correction for a huge last sample duration (mov_read_stts), which enters the frame
@@ -281,7 +301,7 @@ def _stts_facts(t: _Track) -> tuple[list[int], int, int]:
         before, n_before = duration - deltas[-1], total - 1
         if n_before > 100 and deltas[-1] // 10 > before // n_before:
             duration = before + before // n_before
-    return dts, duration, total
+    return duration, total
 
 
 def _rescale(a: int, b: int, c: int) -> int:
@@ -321,35 +341,58 @@ def _stream_duration(t: _Track, movie_ts: int, stts_duration: int) -> int:
     return duration
 
 
-def _video_pts(t: _Track, movie_ts: int) -> tuple[list[int], list[int], int, int]:
-    """Presentation timestamps in presentation order (track units), the steps between them,
-    duration_for_fps, frames_for_fps."""
-    dts, fps_duration, fps_frames = _stts_facts(t)
+def _frame_times(t: _Track) -> tuple[int, int, int, int]:
+    """(first and last composition time, smallest and largest step between consecutive ones) of a
+    video track, in track units, before the edit list."""
+    counts, deltas = t.stts
     n = len(t.sizes)
-    if len(dts) != n or n == 0:
-        raise _Unsure
+    if len(deltas) == 1:
+        d = deltas[0]
+        dts: range | list[int] = range(0, n * d, d) if d else [0] * n
+    else:
+        dts = list(accumulate(chain.from_iterable(map(repeat, deltas, counts)), initial=0))[:-1]
     if t.ctts is None:
-        cts = sorted(dts)
+        cts = dts
     elif sum(t.ctts[0]) != n:
         raise _Unsure
     else:
         # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back to
         # every pts, so pts = dts + offset either way.
-        offsets = chain.from_iterable(map(repeat, t.ctts[1], t.ctts[0]))
-        cts = sorted(map(int.__add__, dts, offsets))  # n of them: the counts sum to n (checked above)
+        runs, offsets = t.ctts
+        if max(runs) > 1:  # else (B-frames: nearly every offset differs from the last) one per sample
+            offsets = chain.from_iterable(map(repeat, offsets, runs))  # type: ignore[assignment]
+        cts = list(map(int.__add__, dts, offsets))
+    lo, hi = min(cts), max(cts)
+    if len(deltas) == 1 and d:
+        # The common constant-rate file, without sorting: all times on one grid of step d (every dts is
+        # a multiple of d, so the offsets decide the residue), n distinct ones spanning (n - 1) x d,
+        # fill every slot of the grid once, so every step is d.
+        grid = t.ctts is None or len({o % d for o in set(t.ctts[1])}) == 1
+        if grid and hi - lo == (n - 1) * d and (t.ctts is None or len(set(cts)) == n):
+            return lo, hi, d, d
+    ordered = sorted(cts)
+    steps = list(map(int.__sub__, ordered[1:], ordered[:-1]))
+    return lo, hi, min(steps, default=0), max(steps, default=0)
+
+
+def _video_pts(t: _Track, movie_ts: int) -> tuple[int, int, int, int, int, int]:
+    """First and last presentation time (track units), the smallest and largest step between frames,
+    duration_for_fps, frames_for_fps."""
+    fps_duration, n = _stts_duration(t)
+    if n == 0:
+        raise _Unsure
+    lo, hi, min_step, max_step = _frame_times(t)
     lead, media, length = _edit(t, movie_ts)
     if t.edits:
         # Every frame must lie inside the edit: FFmpeg would mark the others as discarded.
-        if cts[0] < media or (length is not None and cts[-1] >= media + length):
+        if lo < media or (length is not None and hi >= media + length):
             raise _Unsure
     shift = media
-    if t.edits and cts[0] > media:
-        shift = cts[0]  # FFmpeg moves the first frame of an edited video track to the edit's start
-    pts = list(map((lead - shift).__add__, cts)) if lead != shift else cts
-    steps = list(map(int.__sub__, pts[1:], pts[:-1]))
-    if steps and min(steps) == 0:
+    if t.edits and lo > media:
+        shift = lo  # FFmpeg moves the first frame of an edited video track to the edit's start
+    if n > 1 and min_step == 0:
         raise _Unsure  # two frames at one time
-    return pts, steps, fps_duration, fps_frames
+    return lo + lead - shift, hi + lead - shift, min_step, max_step, fps_duration, n
 
 
 class _Bits:
@@ -540,16 +583,17 @@ def _probe(path: str) -> dict[str, Any]:
     if len(videos) != 1 or len(audios) > 1 or len(tracks) != len(videos) + len(audios):
         raise _Unsure
     for t in tracks:
-        if not t.timescale or _data_end(t) > size:
-            raise _Unsure  # samples past the end: a cut-off file; the full probe says what is readable
+        if not t.timescale:
+            raise _Unsure
+        _check_in_file(t, size)
     vt = videos[0]
     codec = _VIDEO_CODECS.get(vt.entry)
     if codec is None:
         raise _Unsure
-    pts, steps, fps_duration, fps_frames = _video_pts(vt, movie_ts)
+    first, last, min_step, max_step, fps_duration, fps_frames = _video_pts(vt, movie_ts)
     coded_w, coded_h, sar = _video_entry(vt)
     # (start, duration) of each stream in its own units, then in microseconds as FFmpeg rounds them.
-    spans = [(pts[0], _stream_duration(vt, movie_ts, fps_duration), vt.timescale)]
+    spans = [(first, _stream_duration(vt, movie_ts, fps_duration), vt.timescale)]
     audio = None
     if audios:
         at = audios[0]
@@ -558,7 +602,7 @@ def _probe(path: str) -> dict[str, Any]:
         audio = _aac_entry(at)
         lead, _media, _length = _edit(at, movie_ts)
         # AAC's priming (the edit's media time) is skipped by FFmpeg, so the track starts at its lead-in.
-        spans.append((lead, _stream_duration(at, movie_ts, _stts_facts(at)[1]), at.timescale))
+        spans.append((lead, _stream_duration(at, movie_ts, _stts_duration(at)[0]), at.timescale))
     starts_us = [_rescale(start, 1_000_000, ts) for start, _, ts in spans]
     ends_us = [s0 + _rescale(d, 1_000_000, ts) for s0, (_, d, ts) in zip(starts_us, spans, strict=True)]
     # The container's start is the earliest stream start; its duration runs to the latest stream end
@@ -566,12 +610,12 @@ def _probe(path: str) -> dict[str, Any]:
     origin_us = min(starts_us)
     container_us = max(max(_rescale(d, 1_000_000, ts) for _, d, ts in spans), max(ends_us) - origin_us)
     ts = vt.timescale
-    n = len(pts)
+    n = fps_frames
     # Seconds as integer fractions (int / int is correctly rounded, as float(Fraction) is), so no
     # ``fractions`` import (with ``decimal`` behind it) on this path.
-    first_s = (pts[0] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
-    last_s = (pts[-1] * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
-    vfr = bool(steps and (max(steps) - min(steps)) / ts > 0.002)
+    first_s = (first * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
+    last_s = (last * 1_000_000 - origin_us * ts) / (ts * 1_000_000)
+    vfr = (max_step - min_step) / ts > 0.002
     if not fps_frames or not fps_duration:
         raise _Unsure
     g = math.gcd(ts * fps_frames, fps_duration)
