@@ -25,6 +25,7 @@ import os
 import struct
 from bisect import bisect_right
 from itertools import accumulate, chain, compress, count, repeat
+from operator import add, lt, mul, sub  # C functions: 2-3x faster in map() than int.__add__ & co
 
 from stchat.video.facts import DEFAULT_LIMITS, VideoLimits, check_file, check_limits
 
@@ -253,10 +254,10 @@ def _check_in_file(t: _Track, file_size: int) -> None:
         counts = [1] * len(firsts)
         total = sum(pers)
     else:
-        counts = list(map(int.__sub__, (*firsts[1:], len(t.chunks) + 1), firsts))  # chunks in each run
+        counts = list(map(sub, (*firsts[1:], len(t.chunks) + 1), firsts))  # chunks in each run
         if firsts[0] != 1 or min(counts) < 1:
             raise _Unsure
-        total = sum(map(int.__mul__, pers, counts))
+        total = sum(map(mul, pers, counts))
     if total != len(t.sizes):
         raise _Unsure
     # A chunk's samples lie back to back and none is larger than the largest, so a chunk's last byte is
@@ -269,7 +270,11 @@ def _check_in_file(t: _Track, file_size: int) -> None:
     reach = max(pers) * big
     if max(t.chunks) + reach <= file_size:
         return
-    late = list(compress(count(), map((file_size - reach).__lt__, t.chunks)))
+    near_end = file_size - reach
+    if sorted(t.chunks) == list(t.chunks):  # chunks in file order (the usual): the late ones are a tail
+        late: range | list[int] = range(bisect_right(t.chunks, near_end), len(t.chunks))
+    else:
+        late = list(compress(count(), map(lt, repeat(near_end), t.chunks)))
     sizes, chunks = t.sizes, t.chunks
     if len(late) > 64:  # not the usual few: every chunk's first sample, in C-level loops
         starts = list(accumulate(chain.from_iterable(map(repeat, pers, counts)), initial=0))
@@ -278,7 +283,7 @@ def _check_in_file(t: _Track, file_size: int) -> None:
         spans = []
         for j in late:
             r = bisect_right(firsts, j + 1) - 1  # the stsc run of chunk j (chunks are numbered from 1)
-            after = sum(pers[r:]) if one_each else sum(map(int.__mul__, pers[r:], counts[r:]))
+            after = sum(pers[r:]) if one_each else sum(map(mul, pers[r:], counts[r:]))
             start = total - after + (j + 1 - firsts[r]) * pers[r]
             spans.append((start, start + pers[r]))
     for j, (a, b) in zip(late, spans, strict=True):
@@ -294,7 +299,7 @@ def _stts_duration(t: _Track) -> tuple[int, int]:
     total = sum(counts)
     if total != len(t.sizes):
         raise _Unsure  # also keeps a forged count from building a huge list
-    duration = sum(map(int.__mul__, counts, deltas))
+    duration = sum(map(mul, counts, deltas))
     if len(counts) > 1 and counts[-1] == 1:
         # FFmpeg's correction for a huge last sample duration (mov_read_stts), which enters the frame
         # rate: it becomes the mean of the samples before it.
@@ -361,7 +366,7 @@ def _frame_times(t: _Track) -> tuple[int, int, int, int]:
         runs, offsets = t.ctts
         if max(runs) > 1:  # else (B-frames: nearly every offset differs from the last) one per sample
             offsets = chain.from_iterable(map(repeat, offsets, runs))  # type: ignore[assignment]
-        cts = list(map(int.__add__, dts, offsets))
+        cts = list(map(add, dts, offsets))
     lo, hi = min(cts), max(cts)
     if len(deltas) == 1 and d:
         # The common constant-rate file, without sorting: all times on one grid of step d (every dts is
@@ -371,7 +376,7 @@ def _frame_times(t: _Track) -> tuple[int, int, int, int]:
         if grid and hi - lo == (n - 1) * d and (t.ctts is None or len(set(cts)) == n):
             return lo, hi, d, d
     ordered = sorted(cts)
-    steps = list(map(int.__sub__, ordered[1:], ordered[:-1]))
+    steps = list(map(sub, ordered[1:], ordered[:-1]))
     return lo, hi, min(steps, default=0), max(steps, default=0)
 
 
