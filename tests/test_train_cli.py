@@ -67,6 +67,9 @@ def test_run_errors_are_one_line(capsys, tmp_path, golden_dir):
     line = _error_line(capsys, ["train", "run", str(tmp_path / "cfg2.yaml")])
     assert "unknown training option(s): modle" in line
     assert "needs a model and a data path" in _error_line(capsys, ["train", "run"])
+    line = _error_line(capsys, ["train", "run", "--model", NO_MODEL, "--data", str(tmp_path / "nope.json"),
+                                "--temporal-loss-weight", "0"])
+    assert "temporal_loss_weight must be positive" in line
     good = _image_data(tmp_path, golden_dir)
     line = _error_line(capsys, ["train", "run", "--model", NO_MODEL, "--data", good])
     assert "not found" in line and NO_MODEL in line  # good data: now the model is looked up

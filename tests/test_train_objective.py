@@ -153,3 +153,33 @@ def test_two_hot_weights_reconstruct_location(p):
     assert 0 <= f <= c <= 99 and c - f <= 1
     assert wf + wc == pytest.approx(1.0)
     assert (f * wf + c * wc) / 99 == pytest.approx(min(max(p, 0.0), 1.0), abs=1e-12)
+
+
+def test_temporal_weight_one_is_the_official_loss_and_other_weights_reweigh_only_temp_rows():
+    """``temporal_weight`` (stchat's knob, off by default): 1 gives the official loss bit for bit; w gives
+    each sample's weighted mean, with w on exactly the rows whose target is a <TEMP-k> bin, computed here
+    independently from the dense official targets."""
+    vocab, labels, variables, g = _random_batch(2)
+    hidden = torch.randn(2, labels.shape[1], 8, generator=g, dtype=torch.float64)
+    head = torch.randn(vocab.width, 8, generator=g, dtype=torch.float64)
+    base = coordinate_loss(hidden, labels, variables, head, vocab, reduction="mean")
+    same = coordinate_loss(hidden, labels, variables, head, vocab, reduction="mean", temporal_weight=1.0)
+    assert torch.equal(base.loss, same.loss)
+    w = 7.0
+    out = coordinate_loss(hidden, labels, variables, head, vocab, reduction="mean", temporal_weight=w)
+    expected = []
+    logits = hidden @ head.t()
+    for b in range(2):
+        lab = labels[b]
+        y = dense_targets(lab, variables[b], vocab)[1:] if out.targets[b].soft else \
+            torch.nn.functional.one_hot(lab[1:].clamp(min=0), vocab.width).double()
+        sup = lab[1:] != IGNORE_INDEX
+        tok = -(y[sup] * torch.log_softmax(logits[b, :-1][sup], -1)).sum(-1)
+        temp_mass = y[sup][:, vocab.vocab_size:vocab.vocab_size + 100].sum(-1)
+        weights = torch.where(temp_mass > 0, w, 1.0).double()
+        assert 0 < int((temp_mass > 0).sum()) < len(tok) or not out.targets[b].soft
+        expected.append((weights * tok).sum() / weights.sum())
+    torch.testing.assert_close(out.loss, torch.stack(expected).mean(), atol=1e-12, rtol=0)
+    assert not torch.isclose(out.loss, base.loss)
+    with pytest.raises(ValueError, match="temporal_weight"):
+        coordinate_loss(hidden, labels, variables, head, vocab, temporal_weight=0.0)

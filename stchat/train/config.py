@@ -50,6 +50,8 @@ class TrainConfig:
     max_steps: int | None = option(None, "optimizer steps (overrides --epochs)")
     reduction: str = option("sum", "batch loss: the official sum of per-sample means, or their mean",
                             choices=("sum", "mean"))
+    temporal_loss_weight: float = option(1.0, "weight of <TEMP-k> target rows in each sample's mean loss "
+                                         "(1: the official objective)")
     bf16: bool | None = option(None, "bf16 mixed precision (default: on CUDA, off on CPU)")
     gradient_checkpointing: bool = option(False, "activation checkpointing (less memory, slower)")
     # SigLIP is frozen and runs under no_grad: its output can be reused.
@@ -105,6 +107,8 @@ class TrainConfig:
             raise StchatError(f"data_format must be 'auto', 'official' or 'stchat', not {self.data_format!r}")
         if self.lr_scheduler not in ("cosine", "constant"):
             raise StchatError(f"lr_scheduler must be 'cosine' or 'constant', not {self.lr_scheduler!r}")
+        if not self.temporal_loss_weight > 0:
+            raise StchatError(f"temporal_loss_weight must be positive, not {self.temporal_loss_weight!r}")
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise StchatError(f"{name} must be at least 1")

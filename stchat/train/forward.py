@@ -55,7 +55,8 @@ def batch_inputs_embeds(model, batch: Batch, tower_cache: TowerCache | None = No
 
 
 def training_loss(model, batch: Batch, vocab: CoordVocab, reduction: str = "sum",
-                  return_hidden: bool = False, tower_cache: TowerCache | None = None) -> LossOutput:
+                  return_hidden: bool = False, tower_cache: TowerCache | None = None,
+                  temporal_weight: float = 1.0) -> LossOutput:
     """Official training loss of a batch (``reduction="sum"``: sum of per-sample means, Q12)."""
     base = unwrap(model)
     embeds = batch_inputs_embeds(model, batch, tower_cache)
@@ -65,7 +66,8 @@ def training_loss(model, batch: Batch, vocab: CoordVocab, reduction: str = "sum"
     hidden = out.last_hidden_state
     head = output_head_weight(base.lm_head.weight,
                               [getattr(base.model, f"{k}_output_embeddings").weight for k in COORD_KINDS])
-    result = coordinate_loss(hidden, batch.labels.to(device), batch.variables, head, vocab, reduction)
+    result = coordinate_loss(hidden, batch.labels.to(device), batch.variables, head, vocab, reduction,
+                             temporal_weight)
     if return_hidden:
         result.hidden = hidden  # type: ignore[attr-defined]
     return result

@@ -242,15 +242,21 @@ def sample_token_losses(logits_rows: torch.Tensor, targets: SparseTargets) -> to
 
 def coordinate_loss(hidden: torch.Tensor, labels: torch.Tensor,
                     variables: Sequence[Mapping[str, Sequence[float]] | None], head_weight: torch.Tensor,
-                    vocab: CoordVocab, reduction: str = "sum") -> LossOutput:
+                    vocab: CoordVocab, reduction: str = "sum", temporal_weight: float = 1.0) -> LossOutput:
     """Official training loss from the last hidden states (B, L, C) and the output matrix (V+300, C).
 
     ``reduction="sum"`` is the official batch loss (sum of per-sample means, Q12: the effective learning
     rate grows with the per-device batch size); ``"mean"`` divides by B instead, which makes the loss
     independent of how a global batch is split over devices and accumulation steps.
+
+    ``temporal_weight`` != 1 (not official; stchat's own knob) makes each sample's loss a weighted mean in
+    which rows whose target is a ``<TEMP-k>`` bin count that many times: a box list has ~10 box
+    coordinates per time, and a small model can fit the boxes while the times stay at the prior.
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', not {reduction!r}")
+    if not temporal_weight > 0:
+        raise ValueError(f"temporal_weight must be positive, not {temporal_weight!r}")
     per_sample, token_losses, all_targets = [], [], []
     for b in range(hidden.shape[0]):
         tg = build_targets(labels[b], variables[b] if b < len(variables) else None, vocab)
@@ -258,7 +264,13 @@ def coordinate_loss(hidden: torch.Tensor, labels: torch.Tensor,
         logits = hidden[b, rows] @ head_weight.t()
         tok = sample_token_losses(logits, tg)
         # An all-masked sample would give NaN officially (mean of nothing); it contributes 0 here.
-        per_sample.append(tok.mean() if len(tok) else tok.sum())
+        if temporal_weight != 1.0 and len(tok):
+            first = tg.cols[:, 0].to(tok.device)
+            is_temp = (first >= vocab.vocab_size) & (first < vocab.vocab_size + NUM_BINS)
+            w = torch.where(is_temp, temporal_weight, 1.0).to(tok.dtype)
+            per_sample.append((w * tok).sum() / w.sum())
+        else:
+            per_sample.append(tok.mean() if len(tok) else tok.sum())
         token_losses.append(tok)
         all_targets.append(tg)
     ps = torch.stack(per_sample)

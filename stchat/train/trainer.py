@@ -135,15 +135,18 @@ def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
 class _LossModule(torch.nn.Module):
     """Wraps the model so that ``accelerate``/DDP sees one module whose forward returns the loss."""
 
-    def __init__(self, model, vocab: CoordVocab, reduction: str, tower_cache: TowerCache | None) -> None:
+    def __init__(self, model, vocab: CoordVocab, reduction: str, tower_cache: TowerCache | None,
+                 temporal_weight: float = 1.0) -> None:
         super().__init__()
         self.inner = model
         self.vocab = vocab
         self.reduction = reduction
+        self.temporal_weight = temporal_weight
         self.tower_cache = tower_cache
 
     def forward(self, batch):
-        return training_loss(self.inner, batch, self.vocab, self.reduction, tower_cache=self.tower_cache)
+        return training_loss(self.inner, batch, self.vocab, self.reduction, tower_cache=self.tower_cache,
+                             temporal_weight=self.temporal_weight)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,7 +299,7 @@ def setup(cfg: TrainConfig, model=None, tokenizer=None) -> _Run:
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, betas=(0.9, 0.999),
                                   eps=1e-8)
     scheduler = make_scheduler(optimizer, cfg, total)
-    wrapper = _LossModule(model, vocab, cfg.reduction, cache)
+    wrapper = _LossModule(model, vocab, cfg.reduction, cache, cfg.temporal_loss_weight)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
     out = Path(cfg.output_dir)
     if accelerator.is_main_process:
