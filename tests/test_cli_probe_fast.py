@@ -203,6 +203,47 @@ def test_the_in_file_check_agrees_with_every_sample_summed(seed):
         assert declined == (last > file_size), (seed, file_size)
 
 
+@pytest.mark.parametrize("seed", range(60))
+def test_frame_times_agree_with_sorting_every_time(seed):
+    """Random ``stts``/``ctts`` tables (one or several durations, offsets on or off the frame grid, runs of
+    one sample or longer, empty runs, repeated times): first/last time and the smallest/largest step equal
+    what expanding every sample and sorting gives."""
+    import random
+
+    from stchat.video.quickprobe import _frame_times, _Track
+
+    rng = random.Random(seed)
+    n = rng.randint(1, 300)
+    t = _Track()
+    t.sizes = [1] * n
+    d = rng.choice([1, 512, 1001])
+    if seed % 3 == 0:  # several durations (variable frame rate)
+        counts, left = [], n
+        while left:
+            counts.append(rng.randint(1, left))
+            left -= counts[-1]
+        t.stts = (tuple(counts), tuple(rng.choice([d, 2 * d, d + 7]) for _ in counts))
+    else:
+        t.stts = ((n,), (d,))
+    if seed % 4 != 1:  # composition offsets: B-frame-like permutations, or arbitrary
+        runs, left = [], n
+        while left:
+            runs.append(min(left, rng.choice([1, 1, 1, 2, 5]) if seed % 5 else rng.choice([0, 1])))
+            left -= runs[-1]
+        grid = seed % 2 == 0
+        offs = [d * rng.randint(0, 3) if grid else rng.randint(0, 3 * d) for _ in runs]
+        t.ctts = (tuple(runs), tuple(offs))
+    dts, acc = [], 0
+    for c, delta in zip(*t.stts, strict=True):
+        for _ in range(c):
+            dts.append(acc)
+            acc += delta
+    per = [o for c, o in zip(*t.ctts, strict=True) for _ in range(c)] if t.ctts else [0] * n
+    cts = sorted(a + o for a, o in zip(dts, per, strict=True))
+    steps = [b - a for a, b in zip(cts[:-1], cts[1:], strict=True)]
+    assert _frame_times(t) == (cts[0], cts[-1], min(steps, default=0), max(steps, default=0))
+
+
 def test_moov_at_the_end_and_cut_off_is_refused_like_the_full_probe(gen, tmp_path, capsys):
     data = (gen / "plain.mp4").read_bytes()  # written without faststart: the index is at the end
     path = tmp_path / "no_index.mp4"

@@ -364,7 +364,7 @@ def _frame_times(t: _Track) -> tuple[int, int, int, int]:
         # Negative offsets are fine: FFmpeg shifts the dts by the largest (dts_shift) and adds it back to
         # every pts, so pts = dts + offset either way.
         runs, offsets = t.ctts
-        if max(runs) > 1:  # else (B-frames: nearly every offset differs from the last) one per sample
+        if not min(runs) == 1 == max(runs):  # else (B-frames: nearly every offset differs) one per sample
             offsets = chain.from_iterable(map(repeat, offsets, runs))  # type: ignore[assignment]
         cts = list(map(add, dts, offsets))
     lo, hi = min(cts), max(cts)
