@@ -21,15 +21,9 @@ from stchat.chat import StableChat
 from stchat.demo.data import _train_scene
 from stchat.demo.text import phrase
 from stchat.demo.world import render_frame, target_box
+from stchat.eval.official import iou  # the scorer's box IoU
 
 SEED_BASE = 9_100_000  # above the training (1e6-7e6) and REC (2e6+) ranges, below the benchmarks (9e8)
-
-
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 def main() -> None:
