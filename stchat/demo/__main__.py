@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("init", help="untrained demo checkpoint (tokenizer + random weights)")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--align-colours", action="store_true",
+                   help="unit-gain projector + colour words paired with their pixels (build.py)")
     p = sub.add_parser("train-data", help="training clips + train.json (stchat format)")
     p.add_argument("out")
     p.add_argument("--clips", type=int, default=400)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "init":
         from stchat.demo.build import build_model
 
-        print(build_model(a.out, seed=a.seed))
+        print(build_model(a.out, seed=a.seed, sizes={"align_colours": a.align_colours}))
     elif a.cmd == "train-data":
         from stchat.demo.data import TRAIN_SEED_BASE, make_train_set
 

@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from stchat.demo.text import DESCRIBE_QUESTIONS, caption, phrase, stvg_question, tvg_question
@@ -67,6 +68,9 @@ DEMO_SIZES: dict[str, Any] = {
     "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 3, "num_attention_heads": 4,
     "num_key_value_heads": 2, "tower_width": 32, "tower_mlp": 64, "tower_heads": 2, "tower_layers": 2,
     "packer_embed_dim": 32, "packer_heads": 2,
+    # Off in the shipped v2 recipe; on (``python -m stchat.demo init --align-colours``) in the session-9
+    # mixed run: the two init choices that made the REC lineage of checkpoints/demo_rec read boxes.
+    "align_colours": False,
 }
 
 
@@ -182,6 +186,13 @@ def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = N
                 scale = (4.0 if "_input_" in name else 0.5) / math.sqrt(p.shape[1])
                 p.copy_(_fourier_table(p.shape[0], p.shape[1], kind_gen, scale))
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1 * scale)
+        if sz["align_colours"]:
+            # Unit-gain projector: at the default 0.02 init its output is ~100x smaller than the LAPE codes
+            # added to it, so every video looks the same to the LLM (checkpoints/demo_rec/README.md).
+            proj = model.model.mm_projector
+            proj[0].weight.normal_(0.0, 4.0 / math.sqrt(proj[0].weight.shape[1]), generator=gen)
+            proj[2].weight.normal_(0.0, 1.0 / math.sqrt(proj[2].weight.shape[1]), generator=gen)
+            _align_colour_words(model, out, sz, seed)
         # lm_head is frozen in full fine-tuning (official, Q15): with the default 0.02 init its logits
         # stay tiny and text tokens cannot be learned (measured: text loss still 4.6 after 160 steps).
         # The golden fixture's scale gives logits with std ~2.5 that the trained hidden states can use.
@@ -194,3 +205,52 @@ def build_model(out: str | Path, seed: int = 0, sizes: dict[str, Any] | None = N
 
 def hash_name(text: str) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(text))
+
+
+def _align_colour_words(model: Any, out: Path, sz: dict[str, Any], seed: int) -> None:
+    """Stand-in for the language alignment a pretrained SigLIP brings: colour words find their pixels.
+
+    The released model's tower is CLIP-style pretrained, so a word and the pixels it names already share
+    a direction. Ours is random, and a from-scratch LLM has to discover a query/key pairing from a colour
+    word to the pixels of that colour before any box answer can improve: on REC frames (session 4) no
+    answer depended on the image after 3,000 steps, whatever the learning rate or weight decay; with this
+    pairing the first WIDTH followed the object after ~750 steps of batch 16.
+    Two layer-0 query heads are set so that a colour word's query matches the keys of visual tokens of
+    that colour: the word's embedding is its colour's projected feature (centred over the palette)
+    rotated by a fixed random orthogonal R, and the heads' query weights are their key weights times R^T
+    (the rotation keeps the word from matching itself: its own key is R d, its query d). Everything
+    downstream -- reading positions, answering, the other heads -- is left to training.
+    """
+    from transformers import AutoTokenizer
+
+    from stchat.demo.world import COLOURS
+    from stchat.processing.image import preprocess
+
+    c = sz["hidden_size"]
+    gen = torch.Generator().manual_seed(seed + 7)
+    rot, _ = torch.linalg.qr(torch.randn(c, c, generator=gen))
+    feats = {}
+    for name, rgb in COLOURS.items():
+        px = preprocess(np.full((64, 64, 3), rgb, dtype=np.uint8))
+        feats[name] = model.model.mm_projector(model.model.vision_tower(px)).mean((0, 1))
+    mean = torch.stack(list(feats.values())).mean(0)
+    tok = AutoTokenizer.from_pretrained(str(out))
+    embed = model.model.embed_tokens.weight
+    single = 0
+    for name, f in feats.items():
+        d = f - mean
+        code = rot @ (d / d.norm()) * (0.05 * math.sqrt(c))  # rms 0.05: a little above the other rows
+        for word in (name, " " + name, name.capitalize(), " " + name.capitalize()):
+            ids = tok.encode(word, add_special_tokens=False)
+            if len(ids) == 1:
+                embed[ids[0]] = code
+                single += word.startswith(" ")
+    if not single:
+        raise RuntimeError("no colour word is a single token after a space")
+    attn = model.model.layers[0].self_attn
+    head_dim = c // sz["num_attention_heads"]
+    group = sz["num_attention_heads"] // sz["num_key_value_heads"]
+    keys = torch.randn(head_dim, c, generator=gen) * 0.15  # similarity logits of several units
+    attn.k_proj.weight[:head_dim] = keys
+    for h in range(group):  # the query heads that read KV head 0
+        attn.q_proj.weight[h * head_dim:(h + 1) * head_dim] = keys @ rot.T
