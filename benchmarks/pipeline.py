@@ -23,7 +23,9 @@
    annotated video in one pass) against the clip alone.
 3. ``stchat probe`` against ``ffmpeg -i`` (imageio-ffmpeg ships no ffprobe, so ``ffmpeg -i`` stands in
    for it: it opens the file and prints the stream facts from the header), both as fresh processes, on
-   the first clip and on a 10-minute one (``--probe-long``);
+   the first clip and on a 10-minute one (``--probe-long``); and against ``ffprobe`` itself when one is on
+   the PATH (a system build, e.g. Debian 12's ``apt-get install ffmpeg``: dynamically linked, so its start
+   loads the codec libraries that imageio-ffmpeg's static binary has built in);
    also ``stchat probe --full`` (every packet read, first frame decoded) and the floors any Python command
    starts from: a bare ``python -c pass`` of the same interpreter, ``import argparse``, and ``import re``
    (pip's console-script wrapper imports it before stchat's code runs).
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -252,6 +255,19 @@ def bench_probe(src: Path, work: Path, repeat: int) -> None:
     repeat = max(15, repeat)  # processes of a few tens of milliseconds: more pairs for a steady median
     r = pair(ours, ffmpeg_i, repeat)
     print(f"[3] stchat probe / ffmpeg -i (fresh processes) = {fmt(r)}")
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe:
+        version = subprocess.run([ffprobe, "-version"], capture_output=True, text=True).stdout.split()[2]
+
+        def ffprobe_run() -> None:  # what a user types; prints the same facts as ffmpeg -i
+            subprocess.run([ffprobe, "-hide_banner", str(src)], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+        ffprobe_run()
+        r = pair(ours, ffprobe_run, repeat)
+        print(f"    stchat probe / ffprobe {version} ({ffprobe}) = {fmt(r)}")
+    else:
+        print("    (no ffprobe on the PATH: the ffprobe anchor is skipped)")
     r = pair(ours_full, ffmpeg_i, repeat)
     print(f"    stchat probe --full / ffmpeg -i = {fmt(r)}")
     r = pair(python_pass, ffmpeg_i, repeat)
