@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,17 @@ from stchat.errors import StchatError
 FEATURE_ATOL = 1e-5
 FEATURE_RTOL = 1e-5
 LOGIT_ATOL = 1e-4
-# fp32 CPU kernels block their sums differently per instruction set (AVX2 vs AVX-512), so a fixture only
-# reproduces within the budget on the kind of CPU that made it. Measured (issue #8): the *official* code
-# on an AVX2 EPYC misses the shipped golden (made on another CPU) by up to 1.63x the feature budget, while
-# stchat matches that same official run to <= 2.7e-6. Vision intermediates of a fixture made on another
-# (or an unrecorded) CPU therefore get twice the budget; logits keep their atol, which they meet anyway.
-CROSS_CPU_FACTOR = 2.0
+# fp32 CPU kernels block their sums differently per instruction set (AVX2 vs AVX-512/AMX), so a fixture only
+# reproduces bit-near on the kind of CPU that made it; elsewhere the fixture's own fp32 rounding shows.
+# Measured (golden_wide, made on an AVX2 EPYC, replayed on an AVX-512/AMX Xeon): our fp64 replay -- the
+# exact sums -- misses the fixture by up to 6.5e-5 on vision tensors and 1.6e-4 on step logits, as far as
+# our own fp32 replay misses it (1.4e-4); our fp32 sits 1.3e-4 from our fp64. So at this width the
+# official fp32 rounding alone fills the budget, and no implementation can meet it on another CPU. On a
+# CPU other than the fixture's (or an unrecorded one) every tensor therefore gets, on top of the budget,
+# NOISE_FACTOR x this CPU's own fp32 rounding of that tensor: max|fp32 - fp64| of the same replay in fp64.
+# A real mismatch (wrong eps, a missed scale) is orders above it; ids and texts must still be identical.
+# Measured |ours32 - fixture| / |ours32 - ours64| over the 48 wide tensors: 0.7 to 1.6.
+NOISE_FACTOR = 3.0
 _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
@@ -51,25 +56,35 @@ def cpu_signature() -> str:
     return f"{name} | {' '.join(f for f in _ISA_FLAGS if f in flags)}"
 
 
-def fixture_feature_scale(root: Path) -> tuple[float, str]:
-    """1 when the fixture records this machine's CPU signature, else CROSS_CPU_FACTOR, with the reason."""
+def fixture_made_here(root: Path) -> tuple[bool, str]:
+    """Whether the fixture records this machine's CPU signature, and the tolerance that follows, in words."""
     manifest = root / "manifest.json"
     recorded = json.loads(manifest.read_text()).get("cpu_signature") if manifest.is_file() else None
     here = cpu_signature()
     if recorded == here:
-        return 1.0, f"fixture made on this kind of CPU ({here}): feature budget x1"
+        return True, f"fixture made on this kind of CPU ({here}): plain budget"
     made = recorded or "an unrecorded CPU"
-    return CROSS_CPU_FACTOR, f"fixture made on {made}, this is {here}: feature budget x{CROSS_CPU_FACTOR:g}"
+    return False, (
+        f"fixture made on {made}, this is {here}: budget + {NOISE_FACTOR:g} x this CPU's own fp32 rounding "
+        "of each tensor (|fp32 - fp64| of our replay)"
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TensorCheck:
     name: str
     max_abs: float
-    ok: bool
+    excess: float  # max(|ours - ref| - (atol + rtol |ref|)): <= 0 within the plain budget
+    allowance: float = 0.0  # another CPU made the fixture: NOISE_FACTOR x this CPU's fp32 rounding
+
+    @property
+    def ok(self) -> bool:
+        return self.excess <= self.allowance
 
     def line(self) -> str:
-        return f"    {self.name:<34} max|Δ| {self.max_abs:.3e}  {'ok' if self.ok else 'MISMATCH'}"
+        # name the allowance only where the plain budget was not enough
+        extra = f"  (budget + {self.allowance:.1e} rounding)" if self.excess > 0 and self.allowance else ""
+        return f"    {self.name:<34} max|Δ| {self.max_abs:.3e}  {'ok' if self.ok else 'MISMATCH'}{extra}"
 
 
 @dataclass
@@ -77,10 +92,31 @@ class CaseResult:
     name: str
     checks: list[TensorCheck] = field(default_factory=list)
     facts: dict[str, bool | None] = field(default_factory=dict)  # exact-equality checks; None = not run
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # ours, by check name
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks) and all(v is not False for v in self.facts.values())
+
+    def check(self, name: str, ours: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float = 0.0) -> None:
+        """Compare one of our tensors with the fixture's and keep it (for ``allow_rounding``)."""
+        check = compare(name, ours, ref, atol, rtol)
+        if check.max_abs != float("inf"):
+            self.outputs[name] = ours.detach().cpu().reshape(ref.shape)
+        self.checks.append(check)
+
+
+def allow_rounding(result: CaseResult, exact: CaseResult) -> CaseResult:
+    """``result`` (fp32) with each tensor's budget widened by NOISE_FACTOR x max|fp32 - fp64|, where
+    ``exact`` is the same replay in fp64: how far this CPU's own fp32 rounding moves that tensor."""
+    checks = []
+    for check in result.checks:
+        ours, ref = result.outputs.get(check.name), exact.outputs.get(check.name)
+        rounding = (
+            float((ours.double() - ref.double()).abs().max()) if ours is not None and ref is not None else 0.0
+        )
+        checks.append(replace(check, allowance=NOISE_FACTOR * rounding))
+    return replace(result, checks=checks)
 
 
 @dataclass
@@ -103,12 +139,16 @@ def _row_passed(row: Any) -> bool:
 
 
 def compare(name: str, ours: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float = 0.0) -> TensorCheck:
-    ours = ours.detach().float().cpu().reshape(ref.shape) if ours.numel() == ref.numel() else ours
-    if ours.shape != ref.shape:
-        return TensorCheck(f"{name} (shape {tuple(ours.shape)} vs {tuple(ref.shape)})", float("inf"), False)
-    diff = (ours - ref.float()).abs()
-    ok = bool((diff <= atol + rtol * ref.float().abs()).all())
-    return TensorCheck(name, float(diff.max()) if diff.numel() else 0.0, ok)
+    """max|ours - ref| and how far it goes past atol + rtol |ref| (in float64, whatever the dtypes)."""
+    if ours.numel() != ref.numel():
+        return TensorCheck(
+            f"{name} (shape {tuple(ours.shape)} vs {tuple(ref.shape)})", float("inf"), float("inf")
+        )
+    ours, ref = ours.detach().cpu().double().reshape(ref.shape), ref.double()
+    if not ref.numel():
+        return TensorCheck(name, 0.0, float("-inf"))
+    diff = (ours - ref).abs()
+    return TensorCheck(name, float(diff.max()), float((diff - atol - rtol * ref.abs()).max()))
 
 
 # ---------------------------------------------------------------------------------------------- media
@@ -229,7 +269,7 @@ class FixtureMedia:
         key = (id(model), modality)
         if key not in self._features:
             with torch.no_grad():
-                self._features[key] = model.encode(self.pixels(modality), modality)
+                self._features[key] = model.encode(self.pixels(modality).to(model.dtype), modality)
         return self._features[key]
 
     def vision(self, modality: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -239,28 +279,24 @@ class FixtureMedia:
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def check_vision(model: Any, media: FixtureMedia, modality: str, scale: float = 1.0) -> CaseResult:
-    """Every stored vision-path tensor of one modality vs ``model.vision_intermediates``.
-
-    ``scale`` multiplies the feature budget (see ``fixture_feature_scale``)."""
+def check_vision(model: Any, media: FixtureMedia, modality: str) -> CaseResult:
+    """Every stored vision-path tensor of one modality vs ``model.vision_intermediates``."""
     ref, meta = media.vision(modality)
     pixels = media.pixels(modality)
     result = CaseResult(f"vision/{modality}")
     with torch.no_grad():
-        ours = model.vision_intermediates(pixels, modality)
+        ours = model.vision_intermediates(pixels.to(model.dtype), modality)
     rows = meta.get("stored_frame_rows")
     for key, value in sorted(ref.items()):
         if key == "sampled_frames_uint8":
             continue  # raw media, not a model output
         base = key[: -len("_frames")] if key.endswith("_frames") else key
         if base not in ours:
-            result.checks.append(TensorCheck(f"{key} (not produced)", float("inf"), False))
+            result.checks.append(TensorCheck(f"{key} (not produced)", float("inf"), float("inf")))
             continue
         tensor = ours[base][rows] if key.endswith("_frames") and rows is not None else ours[base]
-        atol = 0.0 if base == "pixel_values" else FEATURE_ATOL * scale
-        result.checks.append(
-            compare(key, tensor, value, atol, 0.0 if base == "pixel_values" else FEATURE_RTOL * scale)
-        )
+        exact = base == "pixel_values"
+        result.check(key, tensor, value, 0.0 if exact else FEATURE_ATOL, 0.0 if exact else FEATURE_RTOL)
     if modality == "video":
         # The recorded indices are what the official load_video asked for; they must be what the official
         # formula gives for this source length and split, or the fixture (or our sampling) is wrong.
@@ -304,16 +340,12 @@ def replay_case(model: Any, tokenizer: Any, media: FixtureMedia, case_json: Path
     with torch.no_grad():
         feats = media.features(model, modality)
         embeds = model.prepare_inputs_embeds(input_ids, feats, variables)
-        result.checks.append(compare("inputs_embeds", embeds[0], ref["inputs_embeds"], LOGIT_ATOL))
+        result.check("inputs_embeds", embeds[0], ref["inputs_embeds"], LOGIT_ATOL)
         positions = ref["prefill_logits_selected_positions"]
         keep = torch.cat([positions, torch.tensor([embeds.shape[1] - 1])])
         logits = model(inputs_embeds=embeds, logits_to_keep=keep).logits[0]
-        result.checks.append(
-            compare("prefill_logits_selected", logits[:-1], ref["prefill_logits_selected"], LOGIT_ATOL)
-        )
-        result.checks.append(
-            compare("prefill_logits_last", logits[-1], ref["prefill_logits_last"], LOGIT_ATOL)
-        )
+        result.check("prefill_logits_selected", logits[:-1], ref["prefill_logits_selected"], LOGIT_ATOL)
+        result.check("prefill_logits_last", logits[-1], ref["prefill_logits_last"], LOGIT_ATOL)
         steps: list[torch.Tensor] = []
         new_ids = model.generate_ids(
             input_ids,
@@ -324,7 +356,7 @@ def replay_case(model: Any, tokenizer: Any, media: FixtureMedia, case_json: Path
             step_logits=steps,
             visual_features=feats,
         )
-    result.checks.append(compare("step_logits", torch.stack(steps), ref["step_logits"], LOGIT_ATOL))
+    result.check("step_logits", torch.stack(steps), ref["step_logits"], LOGIT_ATOL)
     result.facts["greedy ids identical"] = new_ids == case["output_ids"]
     raw, normalized = decode_output(tokenizer, new_ids)
     result.facts["decoded text identical"] = raw == case["output_text_without_im_end"]
@@ -344,6 +376,32 @@ def _train_rows(root: Path, model: Any, tokenizer: Any) -> tuple[list[dict[str, 
     return list(train_golden.verify_train_cases(root, model, tokenizer)), ""
 
 
+def replay_fixture(
+    root: Path,
+    model_dir: str | Path | None = None,
+    cases: Iterable[str] | None = None,
+    attn_implementation: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[list[CaseResult], Any, Any]:
+    """Vision checks of every stored modality and the wanted cases, on a CPU model of ``dtype``."""
+    from stchat.model.loading import load_model
+
+    model, tokenizer = load_model(
+        model_dir or root / "model", device="cpu", dtype=dtype, attn_implementation=attn_implementation
+    )
+    media = FixtureMedia(root)
+    wanted = set(cases) if cases is not None else None
+    results: list[CaseResult] = []
+    modalities = sorted({json.loads(p.read_text())["modality"] for p in (root / "cases").glob("*.json")})
+    for modality in modalities:
+        if (root / "vision" / f"{modality}.safetensors").is_file():
+            results.append(check_vision(model, media, modality))
+    for path in sorted((root / "cases").glob("*.json")):
+        if wanted is None or path.stem in wanted:
+            results.append(replay_case(model, tokenizer, media, path))
+    return results, model, tokenizer
+
+
 def verify_fixture(
     fixture_dir: str | Path,
     model_dir: str | Path | None = None,
@@ -353,30 +411,21 @@ def verify_fixture(
 ) -> FixtureReport:
     """Load ``model_dir`` (default ``<fixture>/model``) in fp32 on the CPU and replay the fixture.
 
-    ``attn_implementation``: the LLM's attention (``eager``, ``sdpa``; default: what ``load_model`` picks).
+    On a CPU other than the fixture's, the same replay also runs in fp64 to measure this CPU's fp32
+    rounding of every tensor (see NOISE_FACTOR). ``attn_implementation``: the LLM's attention (``eager``,
+    ``sdpa``; default: what ``load_model`` picks).
     """
-    from stchat.model.loading import load_model
-
     root = Path(fixture_dir)
     if not (root / "cases").is_dir():
         raise StchatError(f"{root} is not a golden fixture directory (no cases/ folder)")
-    model, tokenizer = load_model(
-        model_dir or root / "model",
-        device="cpu",
-        dtype=torch.float32,
-        attn_implementation=attn_implementation,
-    )
-    media = FixtureMedia(root)
-    scale, tolerance_note = fixture_feature_scale(root)
-    wanted = set(cases) if cases is not None else None
-    results: list[CaseResult] = []
-    modalities = sorted({json.loads(p.read_text())["modality"] for p in (root / "cases").glob("*.json")})
-    for modality in modalities:
-        if (root / "vision" / f"{modality}.safetensors").is_file():
-            results.append(check_vision(model, media, modality, scale))
-    for path in sorted((root / "cases").glob("*.json")):
-        if wanted is None or path.stem in wanted:
-            results.append(replay_case(model, tokenizer, media, path))
+    here, tolerance_note = fixture_made_here(root)
+    exact: dict[str, CaseResult] = {}
+    if not here:
+        replayed, _, _ = replay_fixture(root, model_dir, cases, attn_implementation, torch.float64)
+        exact = {r.name: r for r in replayed}
+    results, model, tokenizer = replay_fixture(root, model_dir, cases, attn_implementation)
+    if exact:
+        results = [allow_rounding(r, exact[r.name]) for r in results]
     rows, note = _train_rows(root, model, tokenizer) if include_train else (None, "")
     return FixtureReport(results, rows, note, tolerance_note)
 

@@ -10,7 +10,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from stchat.golden import LOGIT_ATOL, FixtureMedia, check_vision, fixture_feature_scale, replay_case
+from stchat.golden import (
+    CaseResult,
+    FixtureMedia,
+    allow_rounding,
+    check_vision,
+    fixture_made_here,
+    replay_case,
+)
 from stchat.model.loading import load_model
 from stchat.model.modeling_llava_st import LlavaSTForCausalLM, reparam
 
@@ -26,6 +33,16 @@ def loaded(golden_model_dir: Path):
 @pytest.fixture(scope="module")
 def media(golden_dir: Path) -> FixtureMedia:
     return FixtureMedia(golden_dir)
+
+
+@pytest.fixture(scope="module")
+def judge(golden_model_dir: Path, golden_dir: Path):
+    """On the fixture's kind of CPU a result as it is; on another, with each tensor's budget widened by this
+    CPU's own fp32 rounding (the same check in fp64: stchat.golden.NOISE_FACTOR)."""
+    if fixture_made_here(golden_dir)[0]:
+        return lambda result, check: result
+    exact, _ = load_model(golden_model_dir, device="cpu", dtype=torch.float64)
+    return lambda result, check: allow_rounding(result, check(exact))
 
 
 def test_every_official_key_loads_with_nothing_missing_or_unexpected(golden_model_dir: Path) -> None:
@@ -48,10 +65,9 @@ def test_tower_architecture_comes_from_the_tower_dir_minus_the_last_layer(
 
 
 @pytest.mark.parametrize("modality", ["image", "video"])
-def test_vision_intermediates_match_golden(loaded, media: FixtureMedia, modality: str) -> None:
+def test_vision_intermediates_match_golden(loaded, judge, media: FixtureMedia, modality: str) -> None:
     model, _ = loaded
-    # The shipped golden was made on another CPU: x2 vision budget here (stchat.golden.CROSS_CPU_FACTOR)
-    result = check_vision(model, media, modality, fixture_feature_scale(media.root)[0])
+    result = judge(check_vision(model, media, modality), lambda m: check_vision(m, media, modality))
     bad = [c.line() for c in result.checks if not c.ok]
     assert not bad, "\n".join(bad)
     assert result.facts["all frame pixel hashes equal"]
@@ -86,17 +102,22 @@ def test_skipping_the_fast_packer_gives_the_golden_slow_tokens(
         hook.remove()
     assert calls == []
     assert slow.shape == (ref.shape[0] * ref.shape[1], ref.shape[2])
-    scale = fixture_feature_scale(golden_dir)[0]  # another CPU made the golden: x2 budget (stchat.golden)
-    assert torch.allclose(slow, ref.flatten(0, 1), atol=1e-5 * scale, rtol=1e-5 * scale)
+    # ... and they are the resampler output that test_vision_intermediates_match_golden holds to the golden
+    with torch.no_grad():
+        full = model.vision_intermediates(media.pixels("video"), "video")["resampler_slow_out"]
+    assert torch.equal(slow, full.flatten(0, 1))
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_case_replay_matches_golden(loaded, media: FixtureMedia, golden_dir: Path, case: str) -> None:
+def test_case_replay_matches_golden(loaded, judge, media: FixtureMedia, golden_dir: Path, case: str) -> None:
     model, tokenizer = loaded
-    result = replay_case(model, tokenizer, media, golden_dir / "cases" / f"{case}.json")
+    path = golden_dir / "cases" / f"{case}.json"
+    result: CaseResult = judge(
+        replay_case(model, tokenizer, media, path), lambda m: replay_case(m, tokenizer, media, path)
+    )
     checks = {c.name: c for c in result.checks}
     for name in ("inputs_embeds", "prefill_logits_selected", "prefill_logits_last", "step_logits"):
-        assert checks[name].ok and checks[name].max_abs <= LOGIT_ATOL, checks[name].line()
+        assert checks[name].ok, checks[name].line()
     assert result.facts["greedy ids identical"]
     assert result.facts["decoded text identical"]
     assert result.facts["normalized text identical"]
@@ -122,11 +143,36 @@ def test_official_splice_quirks_hold_in_our_inputs_embeds(
 
 
 @pytest.mark.slow
-def test_eager_attention_also_matches(golden_model_dir: Path, media: FixtureMedia, golden_dir: Path) -> None:
+def test_eager_attention_also_matches(
+    golden_model_dir: Path, judge, media: FixtureMedia, golden_dir: Path
+) -> None:
     """The goldens were made with eager attention; our default (sdpa) and eager both stay within 1e-4."""
     model, tokenizer = load_model(
         golden_model_dir, device="cpu", dtype=torch.float32, attn_implementation="eager"
     )
     assert model.config._attn_implementation == "eager"
-    result = replay_case(model, tokenizer, media, golden_dir / "cases" / "image_reg.json")
+    path = golden_dir / "cases" / "image_reg.json"
+    result = judge(
+        replay_case(model, tokenizer, media, path), lambda m: replay_case(m, tokenizer, media, path)
+    )
     assert result.ok, [c.line() for c in result.checks]
+
+
+def test_the_rounding_allowance_still_catches_a_tiny_implementation_change(
+    golden_model_dir: Path, media: FixtureMedia, golden_dir: Path
+) -> None:
+    """A 0.1 % change to the final norm and 1e-3 on a projector bias fail even with the cross-CPU allowance:
+    the fp64 replay runs the same changed code, so the allowance stays at rounding size (<= 3.2e-4 here,
+    against Δ 1e-3 to 4e-2)."""
+    path = golden_dir / "cases" / "image_reg.json"
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        model, tokenizer = load_model(golden_model_dir, device="cpu", dtype=dtype)
+        with torch.no_grad():
+            model.model.norm.weight.mul_(1.001)
+            model.model.mm_projector[2].bias.add_(1e-3)
+        results.append((check_vision(model, media, "image"), replay_case(model, tokenizer, media, path)))
+    (vision32, case32), (vision64, case64) = results
+    vision, case = allow_rounding(vision32, vision64), allow_rounding(case32, case64)
+    assert {"projector_out", "lape_features"} <= {c.name for c in vision.checks if not c.ok}
+    assert {"prefill_logits_last", "step_logits"} <= {c.name for c in case.checks if not c.ok}
