@@ -5,6 +5,9 @@ of the answer: the bin the model's own output table prefers against the target b
 Then a ridge probe: is the next per-box time linearly readable from the last hidden state at all (fit on
 three quarters of the clips, tested on the rest)? Session 8 (issue #9) found the shipped v2 model reads it
 (99 % exact) and the REC-first lineage of ``checkpoints/demo_rec`` does not (2 %, loss ~ uniform).
+Last, the same teacher-forced look at the span's two times, the only ones an STVG answer has to read from
+the video: session 12 found a model that counts the box times (81 % exact on unseen clips) and opens every
+answer with one constant span. Run it on clips never trained on (train-data with another --seed-base).
 
     python scripts/demo_temporal_probe.py MODEL_DIR runs/demo/stage4/train.json --clips 12
 """
@@ -24,8 +27,10 @@ from stchat.train.objective import NUM_BINS, CoordVocab
 STVG_MARK = "firstly give the timestamps"  # the official STVG question's tail (stchat.demo.text)
 
 
-def per_box_rows(model, tok, records) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per record: (hidden states, target bins, own-table argmax, loss) of the TEMP rows after the span."""
+def per_box_rows(model, tok, records, spans: list | None = None
+                 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per record: (hidden states, target bins, own-table argmax, loss) of the TEMP rows after the span.
+    ``spans``, when given, receives per record the same (target, argmax, loss) of the span's two rows."""
     vocab = CoordVocab.from_tokenizer(tok)
     v = vocab.vocab_size
     out_rows = []
@@ -35,12 +40,15 @@ def per_box_rows(model, tok, records) -> list[tuple[torch.Tensor, torch.Tensor, 
             out = training_loss(model, collate([dataset[i]], tok.pad_token_id), vocab, return_hidden=True)
             tg = out.targets[0]
             first = tg.cols[:, 0]
-            rows = torch.nonzero((first >= v) & (first < v + NUM_BINS)).flatten()[2:]  # [0:2]: the span
+            every = torch.nonzero((first >= v) & (first < v + NUM_BINS)).flatten()
             # the target bin: the heavier of the two-hot pair
-            target = torch.where(tg.vals[rows, 0] >= 0.5, first[rows], tg.cols[rows, 1]) - v
-            hidden = out.hidden[0, tg.rows[rows]]
+            target_all = torch.where(tg.vals[every, 0] >= 0.5, first[every], tg.cols[every, 1]) - v
             table = unwrap(model).model.temporal_output_embeddings.weight
-            own = (hidden @ table.t()).argmax(-1)
+            own_all = (out.hidden[0, tg.rows[every]] @ table.t()).argmax(-1)
+            if spans is not None:  # [0:2]: the span, the only times an STVG answer reads from the video
+                spans.append((target_all[:2], own_all[:2], out.token_losses[0][every[:2]]))
+            rows, target, own = every[2:], target_all[2:], own_all[2:]
+            hidden = out.hidden[0, tg.rows[rows]]
             out_rows.append((hidden, target, own, out.token_losses[0][rows]))
     return out_rows
 
@@ -74,7 +82,8 @@ def main() -> None:
             records.append(r)
         if len(records) == args.clips:
             break
-    rows = per_box_rows(model, tok, records)
+    spans: list = []
+    rows = per_box_rows(model, tok, records, spans)
     target = torch.cat([t for _, t, _, _ in rows])
     own = torch.cat([o for _, _, o, _ in rows])
     loss = torch.cat([lo for *_, lo in rows])
@@ -83,6 +92,17 @@ def main() -> None:
     print(f"own table: exact {(own == target).float().mean():.2f}, within one bin "
           f"{((own - target).abs() <= 1).float().mean():.2f}, mean loss {loss.mean():.3f}")
     print(f"ridge readout of the hidden state, held-out clips: exact {ridge_probe(rows[k:], rows[:k]):.2f}")
+    st = torch.stack([t for t, _, _ in spans])
+    so = torch.stack([o for _, o, _ in spans])
+    sl = torch.stack([lo for *_, lo in spans])
+    err = (so - st).abs().float()
+
+    def pair(x: torch.Tensor) -> str:
+        return " / ".join(f"{float(v):.2f}" for v in x)
+
+    print(f"span start / end: within 3 bins {pair((err <= 3).float().mean(0))}, mean error "
+          f"{pair(err.mean(0))} bins, loss {pair(sl.mean(0))}; "
+          f"{len(set(so[:, 0].tolist()))} distinct starts predicted for {len(spans)} clips")
 
 
 if __name__ == "__main__":
