@@ -27,6 +27,16 @@ from stchat.train.objective import NUM_BINS, CoordVocab
 STVG_MARK = "firstly give the timestamps"  # the official STVG question's tail (stchat.demo.text)
 
 
+def teacher_forced(model, tok, records):
+    """One forward pass per record with its answers given, as in training (the loss output, hidden states
+    included)."""
+    vocab = CoordVocab.from_tokenizer(tok)
+    dataset = TrainDataset(records, tok, max_length=4096)
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            yield training_loss(model, collate([dataset[i]], tok.pad_token_id), vocab, return_hidden=True)
+
+
 def per_box_rows(model, tok, records, spans: list | None = None
                  ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per record: (hidden states, target bins, own-table argmax, loss) of the TEMP rows after the span.
@@ -34,22 +44,19 @@ def per_box_rows(model, tok, records, spans: list | None = None
     vocab = CoordVocab.from_tokenizer(tok)
     v = vocab.vocab_size
     out_rows = []
-    dataset = TrainDataset(records, tok, max_length=4096)
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            out = training_loss(model, collate([dataset[i]], tok.pad_token_id), vocab, return_hidden=True)
-            tg = out.targets[0]
-            first = tg.cols[:, 0]
-            every = torch.nonzero((first >= v) & (first < v + NUM_BINS)).flatten()
-            # the target bin: the heavier of the two-hot pair
-            target_all = torch.where(tg.vals[every, 0] >= 0.5, first[every], tg.cols[every, 1]) - v
-            table = unwrap(model).model.temporal_output_embeddings.weight
-            own_all = (out.hidden[0, tg.rows[every]] @ table.t()).argmax(-1)
-            if spans is not None:  # [0:2]: the span, the only times an STVG answer reads from the video
-                spans.append((target_all[:2], own_all[:2], out.token_losses[0][every[:2]]))
-            rows, target, own = every[2:], target_all[2:], own_all[2:]
-            hidden = out.hidden[0, tg.rows[rows]]
-            out_rows.append((hidden, target, own, out.token_losses[0][rows]))
+    for out in teacher_forced(model, tok, records):
+        tg = out.targets[0]
+        first = tg.cols[:, 0]
+        every = torch.nonzero((first >= v) & (first < v + NUM_BINS)).flatten()
+        # the target bin: the heavier of the two-hot pair
+        target_all = torch.where(tg.vals[every, 0] >= 0.5, first[every], tg.cols[every, 1]) - v
+        table = unwrap(model).model.temporal_output_embeddings.weight
+        own_all = (out.hidden[0, tg.rows[every]] @ table.t()).argmax(-1)
+        if spans is not None:  # [0:2]: the span, the only times an STVG answer reads from the video
+            spans.append((target_all[:2], own_all[:2], out.token_losses[0][every[:2]]))
+        rows, target, own = every[2:], target_all[2:], own_all[2:]
+        hidden = out.hidden[0, tg.rows[rows]]
+        out_rows.append((hidden, target, own, out.token_losses[0][rows]))
     return out_rows
 
 
