@@ -4,6 +4,9 @@ No clip is rendered again: each clip's scene is redrawn from its seed exactly as
 the answers are that clip's STVG span. Only ``turns_for(scene, rng, ["tvg"])`` wording varies per record.
 
     python scripts/demo_tvg_records.py runs/demo/mix --clips 1500 --seed-base 7000000 --per-clip 4
+
+``--all-objects`` (stage 4b, session 14) writes ``spans.json`` instead: per record one TVG turn for every
+object that shows, target and distractors (``stchat.demo.text.span_turns``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 from pathlib import Path
 
 from stchat.demo.data import _train_scene
-from stchat.demo.text import turns_for
+from stchat.demo.text import span_turns, turns_for
 from stchat.pipeline import write_text_atomic
 
 
@@ -24,6 +27,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, required=True)
     ap.add_argument("--seed-base", type=int, required=True)
     ap.add_argument("--per-clip", type=int, default=4)
+    ap.add_argument("--all-objects", action="store_true", help="every object's span per record (spans.json)")
     args = ap.parse_args()
     root = Path(args.data_dir)
     records = []
@@ -35,10 +39,12 @@ def main() -> None:
         scene = _train_scene(seed, random.Random(seed))  # the first draws of _train_item: this very clip
         for j in range(args.per_clip):
             rng = random.Random(seed * 10 + j + 17)
-            records.append({"id": f"tvg_{seed}_{j}", "video": name, "format": "stchat",
-                            "conversations": turns_for(scene, rng, ["tvg"])})
-    write_text_atomic(root / "tvg.json", json.dumps(records))
-    print(f"{root / 'tvg.json'}: {len(records)} records")
+            conv = span_turns(scene, rng) if args.all_objects else turns_for(scene, rng, ["tvg"])
+            records.append({"id": f"{'spans' if args.all_objects else 'tvg'}_{seed}_{j}", "video": name,
+                            "format": "stchat", "conversations": conv})
+    out = root / ("spans.json" if args.all_objects else "tvg.json")
+    write_text_atomic(out, json.dumps(records))
+    print(f"{out}: {len(records)} records")
 
 
 if __name__ == "__main__":

@@ -163,6 +163,32 @@ def test_lesson_records_box_the_named_object_at_the_asked_time_and_give_the_targ
     assert len(variables["spatial_width_output_locations"]) == 2 * 3 * 2
 
 
+@pytest.mark.parametrize("seed", [5, 31, 64])
+def test_span_records_ask_every_shown_object_and_answer_its_drawn_span(seed):
+    """Independent check: the span of each named object is where its exact colour is drawn."""
+    import dataclasses
+    import random
+
+    from stchat.demo.text import span_turns
+    from stchat.parse import parse_answer
+
+    s = sample_scene(seed, n_distractors=3, height=240)
+    idx, _ = sampled_track(s)
+    conv = span_turns(s, random.Random(seed))
+    assert conv[0]["value"].startswith("<video>\n")
+    asked = set()
+    for q, a in zip(conv[::2], conv[1::2], strict=True):
+        obj = next(o for o in s.objects if f"{o.colour} {o.shape}" in q["value"].lower())
+        asked.add(obj.colour)
+        alone = dataclasses.replace(s, objects=(obj,))  # another object may hide it; the span counts it
+        drawn = [k for k, f in enumerate(idx) if (render_frame(alone, f) == np.array(obj.rgb)).all(-1).any()]
+        span = parse_answer(a["value"], "tvg").span
+        assert span == pytest.approx((drawn[0] / 99, drawn[-1] / 99), abs=1e-4)
+    shown = {o.colour for o in s.objects
+             if sum(o.start <= f <= o.end for f in idx) >= 2}
+    assert asked == shown and len(asked) >= 2
+
+
 def test_rec_set_is_one_new_scene_per_record(tmp_path):
     import random
 

@@ -6,6 +6,8 @@ Steps of ``scripts/train_demo.sh`` (issue #9):
     python -m stchat.demo train-data runs/demo/data --clips 400 --per-clip 4
     python -m stchat.demo rec-data runs/demo/rec --images 48000   # REC images of fresh scenes
     stchat train run configs/demo.yaml --resume auto
+    python -m stchat.demo tower runs/demo/tower --frames 4000 --steps 2000   # pretrain the vision tower
+    python -m stchat.demo graft runs/demo/MODEL runs/demo/tower runs/demo/OUT  # put it into a model
     python -m stchat.demo export runs/demo/train/checkpoint-N stchat/demo/model
     python -m stchat.demo bench runs/demo/bench --clips 50
     python -m stchat.demo clip OUT.mp4 --seed 7   # one demo-world clip + OUT.json ground truth
@@ -45,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=50)
     p.add_argument("--seed-base", type=int, default=None)
     p.add_argument("--workers", type=int, default=2)
+    p = sub.add_parser("tower", help="pretrain the vision tower on labelled demo-world frames (tower.py)")
+    p.add_argument("out")
+    p.add_argument("--frames", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=2000)
+    p = sub.add_parser("graft", help="swap in a pretrained tower (projector refitted)")
+    p.add_argument("model")
+    p.add_argument("tower")
+    p.add_argument("out")
     p = sub.add_parser("export", help="training checkpoint -> full checkpoint directory")
     p.add_argument("checkpoint", help="a checkpoint-N directory (or its adapter/ folder)")
     p.add_argument("out")
@@ -77,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(make_demo_benchmark(a.out, a.clips, a.seed_base if a.seed_base is not None else BENCH_SEED_BASE,
                                   workers=a.workers))
+    elif a.cmd == "tower":
+        from stchat.demo.tower import pretrain
+
+        print(pretrain(a.out, frames=a.frames, steps=a.steps))
+    elif a.cmd == "graft":
+        from stchat.demo.tower import graft
+
+        print(graft(a.model, a.tower, a.out))
     elif a.cmd == "export":
         from stchat.demo.export import export_checkpoint
 

@@ -106,6 +106,12 @@ def tvg_answer(scene: Scene) -> str:
     return f"{{{_num(vis[0] / 99)},{_num(vis[-1] / 99)}}}"
 
 
+def object_span(scene: Scene, obj: WorldObject) -> tuple[int, int] | None:
+    """First and last sampled position where ``obj`` shows (None if it shows in fewer than two)."""
+    shown = [k for k, f in enumerate(official_frame_indices(scene.n_frames)) if obj.start <= f <= obj.end]
+    return (shown[0], shown[-1]) if len(shown) >= 2 else None
+
+
 def stvg_question(p: str) -> str:
     return f"At which time interval in the video can we see {p} occurring? {LOCATE_IN_VIDEO}{STVG_SUFFIX}"
 
@@ -184,6 +190,26 @@ def lesson_turns(scene: Scene, rng: random.Random) -> list[dict[str, str]]:
     t = scene.target
     p = phrase(t.colour, t.shape, t.motion if rng.random() < 0.5 else None, rng)
     turns.append([{"from": "human", "value": tvg_question(p)}, {"from": "gpt", "value": tvg_answer(scene)}])
+    rng.shuffle(turns)
+    conv = [m for turn in turns for m in turn]
+    conv[0]["value"] = "<video>\n" + conv[0]["value"]
+    return conv
+
+
+def span_turns(scene: Scene, rng: random.Random) -> list[dict[str, str]]:
+    """A video record of TVG turns, one per object that shows (the target and each distractor), in random
+    order (issue #9, session 14). The span is the one answer read from the video over time, and with one
+    question per record a model lowers its loss by answering every clip with the same span (measured:
+    one distinct start for 20 clips after thousands of steps). Here the same video gets a different span
+    for each colour asked, so only reading the video for the asked colour lowers the loss."""
+    turns = []
+    for obj in scene.objects:
+        span = object_span(scene, obj)
+        if span is None:
+            continue
+        p = phrase(obj.colour, obj.shape, obj.motion if rng.random() < 0.5 else None, rng)
+        a = f"{{{_num(span[0] / 99)},{_num(span[1] / 99)}}}"
+        turns.append([{"from": "human", "value": tvg_question(p)}, {"from": "gpt", "value": a}])
     rng.shuffle(turns)
     conv = [m for turn in turns for m in turn]
     conv[0]["value"] = "<video>\n" + conv[0]["value"]
