@@ -7,9 +7,13 @@ samples of equal token length (no padding in the 1-process batch of 2) and a sam
 the global batch. The data order is a function of (seed, epoch, global batch) only, so both runs see
 the same global batches; process r takes every world-th sample of each.
 
-Tolerance: every adapter tensor within 5e-5 absolute, every logged loss within 1e-5. Measured: 6e-6
-(coordinate tables, values ~4) and 4e-7 (LoRA B) after 4 steps; the difference is summation order
-(batched vs. per-process matmuls, gloo all-reduce, 1 vs. 2 threads).
+Tolerance: every logged loss within 1e-5; every adapter tensor element within 1 % of the largest step
+AdamW can take in the run (lr x steps = 2e-2, so 2e-4). Measured: 6e-6 (coordinate tables, values ~4) and
+4e-7 (LoRA B) after 4 steps on one machine; on an AMD EPYC 7.3e-5 on one element of
+``spatial_width_input_embeddings`` (0.564 -> 0.5703 vs 0.5703 - 7e-5) and <= 7.5e-6 elsewhere. The
+difference is summation order (batched vs. per-process matmuls, gloo all-reduce, 1 vs. 2 threads); Adam
+divides by the gradient's own scale, so where a gradient is tiny its rounding shows in the update at the
+scale of the learning rate, not of the gradient.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, golden_model_dir, golden
         b = load_file(str(tmp_path / "two" / "adapter" / name))
         assert a.keys() == b.keys() and a
         worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-        assert worst <= 5e-5, (name, worst)
+        assert worst <= 0.01 * two["learning_rate"] * two["max_steps"], (name, worst)
     # The trained tensors moved well beyond that tolerance: the comparison is not vacuous.
     base = load_file(str(golden_model_dir / "model.safetensors"))
     tables = load_file(str(tmp_path / "one" / "adapter" / "non_lora_trainables.safetensors"))
