@@ -101,9 +101,13 @@ def stvg_answer(scene: Scene) -> str:
     return f"{{{_num(vis[0] / 99)},{_num(vis[-1] / 99)}}}, {_pairs(scene, idx, vis)}"
 
 
+def _span_text(first: int, last: int) -> str:
+    return f"{{{_num(first / 99)},{_num(last / 99)}}}"
+
+
 def tvg_answer(scene: Scene) -> str:
     _, vis = sampled_track(scene)
-    return f"{{{_num(vis[0] / 99)},{_num(vis[-1] / 99)}}}"
+    return _span_text(vis[0], vis[-1])
 
 
 def object_span(scene: Scene, obj: WorldObject) -> tuple[int, int] | None:
@@ -208,8 +212,8 @@ def span_turns(scene: Scene, rng: random.Random) -> list[dict[str, str]]:
         if span is None:
             continue
         p = phrase(obj.colour, obj.shape, obj.motion if rng.random() < 0.5 else None, rng)
-        a = f"{{{_num(span[0] / 99)},{_num(span[1] / 99)}}}"
-        turns.append([{"from": "human", "value": tvg_question(p)}, {"from": "gpt", "value": a}])
+        turns.append([{"from": "human", "value": tvg_question(p)},
+                      {"from": "gpt", "value": _span_text(*span)}])
     rng.shuffle(turns)
     conv = [m for turn in turns for m in turn]
     conv[0]["value"] = "<video>\n" + conv[0]["value"]

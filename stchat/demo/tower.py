@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stchat.demo.world import COLOURS, SHAPES, Scene, _mask, object_box, render_frame, sample_scene
+from stchat.model.checkpoint import TOWER_PREFIX
 
 GRID = 27  # 384 px / 14 px patches (the official crop drops the last 6 px)
 COLOUR_CLASSES = ("background", *COLOURS)
@@ -134,20 +135,23 @@ def _pixel_values(uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.take(_LUT_NP, uint8.transpose(0, 3, 1, 2)))
 
 
-def build_tower(sizes: TowerSizes, seed: int = 0) -> nn.Module:
-    """A SigLIP body with the official key names (``embeddings.*``, ``encoder.layers.*``)."""
+def _siglip_body(**fields) -> nn.Module:
+    """A SigLIP body with the official key names (``embeddings.*``, ``encoder.layers.*``), kept layers only.
+    SDPA to train and fit (3x faster here); the model runs the same weights eagerly, as officially."""
     from transformers import SiglipVisionConfig
 
     from stchat.model.modeling_llava_st import SiglipBody
 
-    torch.manual_seed(seed)
-    cfg = SiglipVisionConfig(
-        hidden_size=sizes.hidden_size, intermediate_size=sizes.intermediate_size,
-        num_attention_heads=sizes.num_attention_heads, num_hidden_layers=sizes.kept_layers,
-        image_size=384, patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
-    # SDPA to train (3x faster here); the model runs the same weights eagerly, as officially
+    cfg = SiglipVisionConfig(**{"image_size": 384, "patch_size": 14, "hidden_act": "gelu_pytorch_tanh",
+                                "layer_norm_eps": 1e-6, **fields})
     cfg._attn_implementation = "sdpa"
     return SiglipBody(cfg)
+
+
+def build_tower(sizes: TowerSizes, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return _siglip_body(hidden_size=sizes.hidden_size, intermediate_size=sizes.intermediate_size,
+                        num_attention_heads=sizes.num_attention_heads, num_hidden_layers=sizes.kept_layers)
 
 
 class Heads(nn.Module):
@@ -248,22 +252,17 @@ def tower_config(sizes: TowerSizes) -> dict:
                     "not stored."}
 
 
-TOWER_PREFIX = "model.vision_tower.vision_tower.vision_model."
 
 
 def _body_from(state: dict[str, torch.Tensor], vision: dict) -> nn.Module:
     """A SigLIP body (kept layers only) holding the ``model.vision_tower.*`` tensors of a checkpoint."""
-    from transformers import SiglipVisionConfig
+    from stchat.model.checkpoint import tower_fields_from_tensors
 
-    from stchat.model.modeling_llava_st import SiglipBody
-
-    kept = len({k[len(TOWER_PREFIX + "encoder.layers."):].split(".")[0]
-                for k in state if k.startswith(TOWER_PREFIX + "encoder.layers.")})
-    fields = {k: vision[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads", "image_size",
-                                     "patch_size", "hidden_act", "layer_norm_eps")}
-    cfg = SiglipVisionConfig(**fields, num_hidden_layers=kept)
-    cfg._attn_implementation = "sdpa"
-    body = SiglipBody(cfg)
+    fields = tower_fields_from_tensors(state)
+    if fields is None:
+        raise ValueError("the checkpoint has no vision tower tensors")
+    heads = {k: vision[k] for k in ("num_attention_heads", "image_size", "hidden_act", "layer_norm_eps")}
+    body = _siglip_body(**{**fields, **heads})
     body.load_state_dict({k[len(TOWER_PREFIX):]: v for k, v in state.items() if k.startswith(TOWER_PREFIX)})
     return body.eval()
 
