@@ -6,6 +6,10 @@
 2. ``--attention N``: on the first N STVG records of ``--stvg`` data, per layer and head, the attention the
    row that predicts the span start pays to the slow frames where the target shows, over the rest (ratio
    of per-frame means; 1 = blind to the target), and the attention mass on the 1,620 slow tokens.
+3. ``--transport N``: on the first N records of the data, per layer and head, whether the head's value/output
+   path carries a slow frame's time into the TEMP logits: the head's output of each slow frame's tokens
+   (averaged over the frame), through the final norm's weight onto the TEMP output rows, centred over the
+   frames; the argmax against the frame's time (chance ~33 bins).
 
 Session 14 (issue #9): a model that gives one span for every clip has layer-1 heads that look at the
 target's frames twice as much as at the others, yet its span row's hidden state does not vary with the
@@ -78,12 +82,44 @@ def span_attention(model, tok, records) -> None:
               f"(median of {len(r)} clips), on the video {torch.tensor(mass[(layer, head)]).mean():.2f}")
 
 
+def span_transport(model, tok, records) -> None:
+    lm = unwrap(model).model
+    cfg = unwrap(model).config
+    heads, groups = cfg.num_attention_heads, cfg.num_key_value_heads
+    dim = cfg.hidden_size // heads
+    start_id = tok.convert_tokens_to_ids("<slow_vid_start>")
+    rows = lm.norm.weight[:, None] * lm.temporal_output_embeddings.weight.t()  # (C, 100)
+    times = torch.arange(SLOW) * PER + PER // 2
+    dataset = TrainDataset(records, tok, max_length=4096)
+    err: dict[tuple[int, int], list[float]] = {}
+    for i in range(len(records)):
+        batch = collate([dataset[i]], tok.pad_token_id)
+        video = int((batch.input_ids[0] == start_id).nonzero()[0]) + 1
+        with torch.no_grad():
+            out = lm(inputs_embeds=batch_inputs_embeds(model, batch), output_hidden_states=True)
+            for layer, block in enumerate(lm.layers):
+                x = block.input_layernorm(out.hidden_states[layer][0, video:video + SLOW * TOKENS])
+                v = block.self_attn.v_proj(x)
+                for head in range(heads):
+                    g = head // (heads // groups)
+                    w_o = block.self_attn.o_proj.weight[:, head * dim:(head + 1) * dim]
+                    o = v[:, g * dim:(g + 1) * dim] @ w_o.t()
+                    logits = o.reshape(SLOW, TOKENS, -1).mean(1) @ rows
+                    logits = logits - logits.mean(0)
+                    off = (logits.argmax(1) - times).abs().float().mean()
+                    err.setdefault((layer, head), []).append(float(off))
+    for (layer, head), e in sorted(err.items()):
+        print(f"layer {layer} head {head}: a slow frame's time through the head's value/output path: "
+              f"{sum(e) / len(e):.1f} bins off (chance ~33)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("data", help="TVG records (every coordinate a span time), e.g. spans.json")
     ap.add_argument("--attention", type=int, default=0, help="also the attention of this many STVG records")
     ap.add_argument("--stvg", help="STVG records for --attention (default: data)")
+    ap.add_argument("--transport", type=int, default=0, help="also the time transport of this many records")
     a = ap.parse_args()
     attn = "eager" if a.attention else None  # attention weights need the eager kernel
     model, tok = load_model(a.model, dtype=torch.float32, attn_implementation=attn)
@@ -92,6 +128,8 @@ def main() -> None:
         stvg = [r for r in load_records(a.stvg or a.data, None, seed=0)
                 if STVG_MARK in r.conversations[0]["value"]][: a.attention]
         span_attention(model, tok, stvg)
+    if a.transport:
+        span_transport(model, tok, load_records(a.data, None, seed=0)[: a.transport])
 
 
 if __name__ == "__main__":

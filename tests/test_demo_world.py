@@ -36,6 +36,26 @@ def test_scene_ranges(seed):
         assert -1e-6 <= x1 and x2 <= s.width + 1e-6 and -1e-6 <= y1 and y2 <= s.height + 1e-6
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_larger_objects_for_a_curriculum_keep_every_other_choice_of_the_seed(seed):
+    """``sizes`` (scripts/demo_big_spans.py) changes only the objects' sizes (and so their paths); the large
+    ones still stay inside the frame over their whole visible span, drawn at the asked size."""
+    small, big = sample_scene(seed), sample_scene(seed, sizes=(0.45, 0.8))
+    def choices(s):
+        return (s.width, s.height, s.fps, s.n_frames, s.background,
+                [(o.colour, o.shape, o.motion, o.start, o.end) for o in s.objects])
+
+    assert choices(small) == choices(big)
+    short = min(big.width, big.height)
+    for o in big.objects:
+        assert 0.45 <= o.size / short <= 0.8
+        for f in (o.start, o.end):
+            x1, y1, x2, y2 = o.box_px(f)
+            assert -1e-6 <= x1 and x2 <= big.width + 1e-6 and -1e-6 <= y1 and y2 <= big.height + 1e-6
+    with pytest.raises(ValueError, match="object sizes"):
+        sample_scene(seed, sizes=(0.5, 0.95))
+
+
 def test_truth_box_matches_the_drawn_pixels():
     s = sample_scene(11, height=240)
     f = (s.target.start + s.target.end) // 2

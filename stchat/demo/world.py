@@ -122,9 +122,15 @@ def _place(rng: np.random.Generator, motion: str, size: float, w: int, h: int, f
 
 
 def sample_scene(seed: int, *, height: int | None = None, aspect: str | None = None, fps: int | None = None,
-                 seconds: float | None = None, max_seconds: float = 30.0, n_distractors: int | None = None
-                 ) -> Scene:
-    """One random scene of the demo world; every choice is drawn from ``seed`` unless given."""
+                 seconds: float | None = None, max_seconds: float = 30.0, n_distractors: int | None = None,
+                 sizes: tuple[float, float] = (0.08, 0.25)) -> Scene:
+    """One random scene of the demo world; every choice is drawn from ``seed`` unless given.
+
+    ``sizes``: the range of an object's side as a fraction of the frame's shorter side. The demo world is
+    the default; a training curriculum may ask for larger objects (the draws, hence every other choice of a
+    seed, stay the same)."""
+    if not 0 < sizes[0] <= sizes[1] <= 0.9:
+        raise ValueError(f"object sizes must satisfy 0 < low <= high <= 0.9 of the shorter side; got {sizes}")
     rng = np.random.default_rng(seed)
     aspect = aspect or str(rng.choice(list(ASPECTS)))
     p = height or int(rng.choice(HEIGHTS))
@@ -143,7 +149,7 @@ def sample_scene(seed: int, *, height: int | None = None, aspect: str | None = N
         motion = str(rng.choice(MOTIONS))
         base = np.array(COLOURS[colour])
         rgb = tuple(int(v) for v in np.clip(base + rng.integers(-18, 19, size=3), 0, 255))
-        size = short * float(rng.uniform(0.08, 0.25))
+        size = short * float(rng.uniform(*sizes))
         frac = float(rng.uniform(0.2, 0.8)) if i == 0 else float(rng.uniform(0.2, 1.0))
         length = max(int(round(frac * n)), 2)
         start = int(rng.integers(0, n - length + 1))
