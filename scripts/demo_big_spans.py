@@ -4,8 +4,8 @@ The demo world's objects cover 8-25 % of the shorter side, so in a packed slow f
 carry the object and "does colour c show in this frame" is a needle for the span row's attention. Here the
 objects are drawn larger (``--sizes``, default 45-80 %), so every token of a frame where the object shows
 carries its colour; the span row then has a strong, dense signal to find the frames and to learn to say
-when they are. Everything else is the demo world's (``stchat.demo.world.sample_scene`` with ``sizes``); each
-record asks the span of every object that shows (``stchat.demo.text.span_turns``).
+when they are. Everything else is the training clips' (``stchat.demo.data._train_scene`` with ``sizes``);
+each record asks the span of every object that shows (``stchat.demo.text.span_turns``).
 
     python scripts/demo_big_spans.py runs/demo/big --clips 400 --seed-base 7500000
 """
@@ -18,15 +18,16 @@ import random
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from stchat.demo.data import _train_scene
 from stchat.demo.text import span_turns
-from stchat.demo.world import sample_scene, write_clip
+from stchat.demo.world import write_clip
 from stchat.pipeline import write_text_atomic
 
 
 def _item(args: tuple[int, str, int, float, float]) -> list[dict]:
     seed, root, per_clip, low, high = args
     rng = random.Random(seed)
-    scene = sample_scene(seed, height=rng.choice([180, 216, 240, 288]), max_seconds=12.0, sizes=(low, high))
+    scene = _train_scene(seed, rng, sizes=(low, high))  # the training clips' draws, larger objects
     name = f"clips/demo_{seed}.mp4"
     if not (Path(root) / name).is_file():
         write_clip(scene, Path(root) / name, crf=rng.randint(18, 30))

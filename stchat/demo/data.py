@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from stchat.demo.text import image_turns, lesson_turns, turns_for
-from stchat.demo.world import Scene, render_frame, sample_scene, write_clip, write_truth
+from stchat.demo.world import OBJECT_SIZES, Scene, render_frame, sample_scene, write_clip, write_truth
 from stchat.pipeline import write_text_atomic
 
 TRAIN_SEED_BASE = 1_000_000
@@ -42,8 +42,8 @@ def train_tasks(rng: random.Random) -> list[str]:
     return tasks or ["stvg"]
 
 
-def _train_scene(seed: int, rng: random.Random) -> Scene:
-    return sample_scene(seed, height=rng.choice([180, 216, 240, 288]), max_seconds=12.0)
+def _train_scene(seed: int, rng: random.Random, sizes: tuple[float, float] = OBJECT_SIZES) -> Scene:
+    return sample_scene(seed, height=rng.choice([180, 216, 240, 288]), max_seconds=12.0, sizes=sizes)
 
 
 def _train_item(args: tuple[int, str, int, int, int]) -> list[dict]:

@@ -38,6 +38,7 @@ SHAPES = ("ball", "square", "triangle")
 MOTIONS = ("left", "right", "up", "down", "still")
 ASPECTS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "4:3": (4, 3), "1:1": (1, 1), "9:16": (9, 16)}
 HEIGHTS = (240, 360, 480, 720, 1080)  # "p" of the shorter side
+OBJECT_SIZES = (0.08, 0.25)  # an object's side, as a fraction of the frame's shorter side
 BACKGROUNDS = ("flat", "gradient", "noise")
 
 
@@ -123,7 +124,7 @@ def _place(rng: np.random.Generator, motion: str, size: float, w: int, h: int, f
 
 def sample_scene(seed: int, *, height: int | None = None, aspect: str | None = None, fps: int | None = None,
                  seconds: float | None = None, max_seconds: float = 30.0, n_distractors: int | None = None,
-                 sizes: tuple[float, float] = (0.08, 0.25)) -> Scene:
+                 sizes: tuple[float, float] = OBJECT_SIZES) -> Scene:
     """One random scene of the demo world; every choice is drawn from ``seed`` unless given.
 
     ``sizes``: the range of an object's side as a fraction of the frame's shorter side. The demo world is
