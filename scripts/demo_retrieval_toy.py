@@ -34,6 +34,13 @@ from transformers import Qwen2Config, Qwen2Model
 FRAMES, WIDTH, BATCH, COLOURS, WORDS = 20, 128, 16, 8, 40
 
 
+def make_codes(gen: torch.Generator, time_norm: float = 1.0) -> dict[str, torch.Tensor]:
+    """The colours' vectors (norm 2) and the frames' time codes (norm ``time_norm``), drawn in that order."""
+    colour, time_ = torch.randn(COLOURS, WIDTH, generator=gen), torch.randn(FRAMES, WIDTH, generator=gen)
+    return {"colour": colour / colour.norm(dim=1, keepdim=True) * 2,
+            "time": time_ / time_.norm(dim=1, keepdim=True) * time_norm}
+
+
 def sample(codes: dict[str, torch.Tensor], colour_words: torch.Tensor, words: torch.Tensor,
            tokens: int, gen: torch.Generator) -> tuple[torch.Tensor, int]:
     """One video + question as input embeddings, and the target's first frame."""
@@ -67,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
-    codes = {"colour": unit(torch.randn(COLOURS, WIDTH, generator=gen)) * 2,
-             "time": unit(torch.randn(FRAMES, WIDTH, generator=gen)) * a.time_norm}
+    codes = make_codes(gen, a.time_norm)
     colour_words = torch.nn.Parameter(codes["colour"].clone())
     words = torch.nn.Parameter(torch.randn(WORDS, WIDTH, generator=gen) * 0.5)
     cfg = Qwen2Config(hidden_size=WIDTH, intermediate_size=4 * WIDTH, num_hidden_layers=3,

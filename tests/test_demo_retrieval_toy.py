@@ -22,9 +22,7 @@ def _toy():
 def test_answer_is_the_first_frame_showing_the_asked_colour():
     toy = _toy()
     gen = torch.Generator().manual_seed(3)
-    unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
-    codes = {"colour": unit(torch.randn(toy.COLOURS, toy.WIDTH, generator=gen)) * 2,
-             "time": unit(torch.randn(toy.FRAMES, toy.WIDTH, generator=gen))}
+    codes = toy.make_codes(gen)
     words = torch.randn(toy.WORDS, toy.WIDTH, generator=gen) * 0.5
     for tokens in (9, 81):
         for _ in range(20):
